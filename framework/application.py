@@ -1,0 +1,256 @@
+"""``create_app`` and the ``Application``: build the graph, start transports, shut down.
+
+Start-up order: scan modules and check every dependency -> instantiate singletons
+(awaiting async factories) -> compile the dispatch table and HTTP routes ->
+``on_module_init`` -> connect registered clients and start transports ->
+``on_application_bootstrap``.
+
+Shutdown order: ``before_application_shutdown`` -> stop transports (each stops taking
+messages and lets in-flight handlers finish) -> close clients -> ``on_module_destroy`` ->
+``on_application_shutdown``. Unlike NestJS, modules are destroyed only after transports
+drained, so no handler runs against a destroyed provider.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar, cast, overload
+
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from framework.di.container import Container
+from framework.di.lifecycle import call_hook
+from framework.di.metadata import Provider, Scope, value_provider
+from framework.exceptions import ConfigurationError
+from framework.http.routing import HttpRoute, build_http_routes
+from framework.messaging.pipeline import GlobalEnhancers
+from framework.messaging.router import Router, build_router
+from framework.transports.base import ClientProxy, Transport
+from framework.transports.memory import MemoryTransport
+
+T = TypeVar("T")
+
+logger = logging.getLogger("framework")
+
+
+class Application:
+    """A running (or ready to run) app. Use ``create_app`` to make one.
+
+    It is an ASGI application (``uvicorn module:app`` works; the lifespan starts and stops
+    it), an async context manager (``async with app:``), and ``app.run()`` serves it.
+    """
+
+    def __init__(
+        self,
+        root_module: Any,
+        transports: Sequence[Transport],
+        default_client: ClientProxy | None,
+        providers: Sequence[Any],
+        overrides: Sequence[Provider] = (),
+    ) -> None:
+        self.root_module = root_module
+        self.transports = list(transports)
+        self.memory = next(t for t in self.transports if isinstance(t, MemoryTransport))
+        self.default_client = default_client or self.memory.create_client()
+        self._extra_providers = list(providers)
+        self._overrides = list(overrides)
+        self._enhancers: GlobalEnhancers = {}
+        self._container: Container | None = None
+        self._router: Router | None = None
+        self.http_routes: list[HttpRoute] = []
+        self._clients: list[ClientProxy] = []
+        self._started = False
+        self._starlette = Starlette(lifespan=self._lifespan)
+
+    # -- configuration -------------------------------------------------------------
+
+    def use_global_guards(self, *guards: Any) -> None:
+        """Guards for every handler and route (before controller and handler guards)."""
+        self._add_enhancers("guards", guards)
+
+    def use_global_interceptors(self, *interceptors: Any) -> None:
+        """Interceptors around every handler and route."""
+        self._add_enhancers("interceptors", interceptors)
+
+    def use_global_filters(self, *filters: Any) -> None:
+        """Exception filters for every handler and route (tried after the closer ones)."""
+        self._add_enhancers("filters", filters)
+
+    def use_global_pipes(self, *pipes: Any) -> None:
+        """Pipes applied to every validated payload."""
+        self._add_enhancers("pipes", pipes)
+
+    def _add_enhancers(self, kind: str, items: tuple[Any, ...]) -> None:
+        if self._started:
+            raise ConfigurationError(f"Add global {kind} before the app starts")
+        self._enhancers.setdefault(kind, []).extend(items)
+
+    # -- TransportHost ---------------------------------------------------------------
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            raise ConfigurationError("The app has not started yet: use `async with app:`")
+        return self._router
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logger
+
+    @property
+    def container(self) -> Container:
+        if self._container is None:
+            raise ConfigurationError("The app has not started yet: use `async with app:`")
+        return self._container
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build and start everything (see the module docstring for the order)."""
+        if self._started:
+            return
+        core: list[Any] = [
+            value_provider(ClientProxy, self.default_client),
+            value_provider(Application, self),
+            value_provider(Router, None),
+            *self._extra_providers,
+        ]
+        container = Container(
+            self.root_module, extra_global_providers=core, overrides=self._overrides
+        )
+        await container.instantiate()
+        self._container = container
+        self._router = await build_router(container, self._enhancers)
+        container.find(Router).instance = self._router
+        self.http_routes = await build_http_routes(container, self._enhancers)
+        routes = [r.route for r in self.http_routes]
+        for transport in self.transports:
+            transport.bind(self)
+            routes.extend(transport.routes())
+        self._starlette.router.routes.extend(routes)
+        instances = container.instances_in_order()
+        await call_hook(instances, "on_module_init")
+        self._clients = [i for i in instances if isinstance(i, ClientProxy)]
+        for client in self._clients:
+            await client.connect()
+        started: list[Transport] = []
+        try:
+            for transport in self.transports:
+                await transport.start()
+                started.append(transport)
+        except BaseException:
+            for transport in reversed(started):
+                with contextlib.suppress(Exception):
+                    await transport.stop()
+            raise
+        self._started = True
+        await call_hook(instances, "on_application_bootstrap")
+        logger.info(
+            "App started: %d handlers, %d routes, transports: %s",
+            len(self._router.handlers),
+            len(self.http_routes),
+            ", ".join(t.name for t in self.transports),
+        )
+
+    async def stop(self, signal: str | None = None) -> None:
+        """Shut down gracefully (see the module docstring for the order)."""
+        if not self._started:
+            return
+        self._started = False
+        instances = list(reversed(self.container.instances_in_order()))
+        await call_hook(instances, "before_application_shutdown", signal)
+        for transport in reversed(self.transports):
+            try:
+                await transport.stop()
+            except Exception:
+                logger.exception("Transport %s failed to stop cleanly", transport.name)
+        for client in self._clients:
+            try:
+                await client.close()
+            except Exception:
+                logger.exception("Client %r failed to close cleanly", client)
+        await call_hook(instances, "on_module_destroy")
+        await call_hook(instances, "on_application_shutdown", signal)
+
+    async def __aenter__(self) -> Application:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop("SIGTERM")
+
+    # -- use -------------------------------------------------------------------------
+
+    @overload
+    def get(self, token: type[T]) -> T: ...
+
+    @overload
+    def get(self, token: Any) -> Any: ...
+
+    def get(self, token: Any) -> Any:
+        """The singleton instance for ``token`` (a class, ``InjectionToken`` or string)."""
+        rec = self.container.find(token)
+        if rec.scope is not Scope.SINGLETON:
+            raise ConfigurationError(f"{rec.name} is {rec.scope.value}-scoped; inject it instead")
+        return rec.instance
+
+    @property
+    def client(self) -> ClientProxy:
+        """The default client (in-memory unless ``create_app(default_client=...)``)."""
+        return self.default_client
+
+    async def publish(self, pattern: str, data: Any) -> None:
+        """Push ``data`` to every subscriber of ``pattern`` on every push transport."""
+        for transport in self.transports:
+            await transport.publish(pattern, data)
+
+    @property
+    def asgi(self) -> Starlette:
+        """The starlette app serving HTTP routes and the transports' endpoints."""
+        return self._starlette
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._starlette(scope, receive, send)
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
+        """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
+        import uvicorn
+
+        options: dict[str, Any] = {"log_level": "info", "ws": "websockets"}
+        options.update(uvicorn_options)
+        uvicorn.run(cast(Any, self), host=host, port=port, **options)
+
+
+def create_app(
+    root_module: Any,
+    *,
+    transports: Sequence[Transport] | None = None,
+    default_client: ClientProxy | None = None,
+    providers: Sequence[Provider | type] = (),
+) -> Application:
+    """Create an app from its root module.
+
+    Args:
+        root_module: the ``@module`` class (or ``DynamicModule``) at the top of the graph.
+        transports: server transports; an in-memory transport is always added (it is the
+            embedded default and the in-process event emitter), so ``None`` means memory
+            only.
+        default_client: what injecting ``ClientProxy`` gives; the in-memory client if
+            ``None``.
+        providers: extra global providers (overrides used by the testing module).
+    """
+    chosen = list(transports or [])
+    if not any(isinstance(t, MemoryTransport) for t in chosen):
+        chosen.insert(0, MemoryTransport())
+    return Application(root_module, chosen, default_client, providers)

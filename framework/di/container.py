@@ -1,0 +1,406 @@
+"""The module graph and the resolver.
+
+``Container.build(root)`` scans modules once: it computes what each module can see,
+checks every dependency (missing providers and cycles fail here, never per message),
+and instantiates singletons in dependency order, awaiting async factories.
+
+Why not resolve with ``injector`` directly: it has no async factories, no per-module
+visibility and takes a global lock on ``get``. We resolve the graph ourselves at start-up
+and bind every singleton into an ``injector.Injector`` (``Container.injector``) so code
+written for ``injector`` can still look instances up.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import injector
+
+from framework.di.metadata import (
+    CONTROLLER_ATTR,
+    INJECTABLE_ATTR,
+    DynamicModule,
+    ForwardRef,
+    Inject,
+    InjectionToken,
+    ModuleMeta,
+    Provider,
+    Scope,
+    Token,
+    module_meta,
+    token_name,
+)
+from framework.exceptions import ConfigurationError, DependencyCycleError
+
+GATEWAY_ATTR = "__framework_gateway__"  # set by framework.messaging.gateway
+
+REQUEST = InjectionToken("REQUEST")
+"""Injects the current request: the ``MessageContext`` or the starlette ``Request``."""
+
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class Dependency:
+    name: str
+    token: Token
+    default: Any = _MISSING
+
+
+@dataclass(eq=False, slots=True)
+class ProviderRecord:
+    token: Token
+    module: ModuleNode
+    provider: Provider
+    deps: list[Dependency]
+    declared_scope: Scope
+    scope: Scope = Scope.SINGLETON
+    instance: Any = _MISSING
+
+    @property
+    def name(self) -> str:
+        return token_name(self.token)
+
+
+@dataclass(eq=False, slots=True)
+class ModuleNode:
+    cls: type
+    meta: ModuleMeta
+    imports: list[ModuleNode] = field(default_factory=list)
+    providers: dict[Any, ProviderRecord] = field(default_factory=dict)
+    controllers: list[ProviderRecord] = field(default_factory=list)
+    visible: dict[Any, ProviderRecord] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.cls.__qualname__
+
+
+def _deps_of_callable(fn: Callable[..., Any], owner: str) -> list[Dependency]:
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except NameError as exc:
+        raise ConfigurationError(f"Cannot read the type hints of {owner}: {exc}") from exc
+    deps: list[Dependency] = []
+    for name, param in inspect.signature(fn).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        hint = hints.get(name, _MISSING)
+        if hint is _MISSING:
+            raise ConfigurationError(
+                f"{owner} parameter {name!r} has no type hint; annotate it with the class "
+                "to inject or Annotated[T, Inject(TOKEN)]"
+            )
+        token: Any = hint
+        if typing.get_origin(hint) is typing.Annotated:
+            marks = [m for m in hint.__metadata__ if isinstance(m, Inject)]
+            token = marks[0].token if marks else typing.get_args(hint)[0]
+        default = param.default if param.default is not param.empty else _MISSING
+        deps.append(Dependency(name, token, default))
+    return deps
+
+
+def _class_deps(cls: type) -> list[Dependency]:
+    if cls.__init__ is object.__init__:
+        return []
+    return _deps_of_callable(cls.__init__, cls.__qualname__)
+
+
+def _as_provider(entry: Any) -> Provider:
+    if isinstance(entry, Provider):
+        return entry
+    if isinstance(entry, type):
+        return Provider(entry, use_class=entry)
+    raise ConfigurationError(
+        f"{entry!r} is not a provider: list a class or a Provider(token, use_...=...)"
+    )
+
+
+def _record(module: ModuleNode, entry: Any) -> ProviderRecord:
+    p = _as_provider(entry)
+    if p.use_class is not None:
+        deps = _class_deps(p.use_class)
+        default_scope = getattr(p.use_class, INJECTABLE_ATTR, Scope.SINGLETON)
+        ctrl = getattr(p.use_class, CONTROLLER_ATTR, None)
+        if ctrl is not None:
+            default_scope = ctrl.scope
+    elif p.use_factory is not None:
+        deps = [Dependency(f"arg{i}", t) for i, t in enumerate(p.inject)]
+        default_scope = Scope.SINGLETON
+    elif p.use_existing is not None:
+        deps = [Dependency("existing", p.use_existing)]
+        default_scope = Scope.SINGLETON
+    else:
+        deps, default_scope = [], Scope.SINGLETON
+    scope = p.scope or default_scope
+    return ProviderRecord(p.token, module, p, deps, scope, scope)
+
+
+class Container:
+    """The scanned module graph with every provider resolved or resolvable."""
+
+    def __init__(
+        self,
+        root: Any,
+        *,
+        extra_global_providers: list[Any] | None = None,
+        overrides: Sequence[Provider] = (),
+    ) -> None:
+        self._overrides = {p.token: p for p in overrides}
+        self.modules: list[ModuleNode] = []
+        self._by_key: dict[Any, ModuleNode] = {}
+        self._created: list[ProviderRecord] = []
+        self.injector = injector.Injector()
+        self._core = self._core_module(extra_global_providers or [])
+        self.root = self._scan(root, [])
+        self._compute_visibility()
+        self._check_dependencies()
+
+    # -- scanning -------------------------------------------------------------------
+
+    def _core_module(self, providers: list[Any]) -> ModuleNode:
+        class CoreModule:
+            pass
+
+        meta = ModuleMeta([], [], providers, [_as_provider(p).token for p in providers], True)
+        node = ModuleNode(CoreModule, meta)
+        for entry in providers:
+            rec = _record(node, entry)
+            node.providers[rec.token] = rec
+        self.modules.append(node)
+        return node
+
+    def _scan(self, entry: Any, path: list[str]) -> ModuleNode:
+        forward = isinstance(entry, ForwardRef)
+        if forward:
+            entry = entry.factory()
+        key: Any = entry
+        if isinstance(entry, DynamicModule):
+            base = module_meta(entry.module)
+            if base is None:
+                raise ConfigurationError(
+                    f"DynamicModule(module={entry.module!r}): that class has no @module"
+                )
+            meta = ModuleMeta(
+                base.imports + list(entry.imports),
+                base.controllers + list(entry.controllers),
+                base.providers + list(entry.providers),
+                base.exports + list(entry.exports),
+                base.global_ or entry.global_,
+            )
+            cls = entry.module
+        else:
+            found = module_meta(entry)
+            if found is None:
+                where = f" (imported by {path[-1]})" if path else ""
+                raise ConfigurationError(f"{entry!r}{where} is not a module: decorate it with @module")
+            meta, cls = found, entry
+        if key in self._by_key:
+            node = self._by_key[key]
+            if node.name in path and not forward:
+                cycle = " -> ".join([*path[path.index(node.name) :], node.name])
+                raise DependencyCycleError(
+                    f"Module import cycle: {cycle}; break it with forward_ref(lambda: "
+                    f"{node.name}) in one of the imports"
+                )
+            return node
+        node = ModuleNode(cls, meta)
+        self._by_key[key] = node
+        self.modules.append(node)
+        for entry_p in meta.providers:
+            token = _as_provider(entry_p).token
+            rec = _record(node, self._overrides.get(token, entry_p))
+            node.providers[rec.token] = rec
+        for ctrl in meta.controllers:
+            node.controllers.append(_record(node, ctrl))
+        for imp in meta.imports:
+            node.imports.append(self._scan(imp, [*path, node.name]))
+        return node
+
+    def _exported(self, node: ModuleNode, seen: set[int]) -> dict[Any, ProviderRecord]:
+        if id(node) in seen:
+            return {}
+        seen.add(id(node))
+        out: dict[Any, ProviderRecord] = {}
+        for exp in node.meta.exports:
+            target = exp.module if isinstance(exp, DynamicModule) else exp
+            imported = [m for m in node.imports if m.cls is target]
+            if imported:
+                out.update(self._exported(imported[0], seen))
+                continue
+            token = exp.token if isinstance(exp, Provider) else exp
+            rec = node.providers.get(token) or self._from_imports(node, token)
+            if rec is None:
+                raise ConfigurationError(
+                    f"{node.name} exports {token_name(token)}, which it neither provides nor "
+                    "imports; add it to its providers or import the module that exports it"
+                )
+            out[token] = rec
+        return out
+
+    def _from_imports(self, node: ModuleNode, token: Any) -> ProviderRecord | None:
+        for imp in node.imports:
+            rec = self._exported(imp, set()).get(token)
+            if rec is not None:
+                return rec
+        return None
+
+    def _compute_visibility(self) -> None:
+        global_exports: dict[Any, ProviderRecord] = {}
+        for node in self.modules:
+            if node.meta.global_:
+                global_exports.update(self._exported(node, set()))
+        for node in self.modules:
+            visible = dict(global_exports)
+            for imp in node.imports:
+                visible.update(self._exported(imp, set()))
+            visible.update(node.providers)
+            node.visible = visible
+
+    # -- checking -------------------------------------------------------------------
+
+    def _lookup(self, rec: ProviderRecord, dep: Dependency) -> ProviderRecord | None:
+        found = rec.module.visible.get(dep.token)
+        if found is None and dep.default is _MISSING:
+            owners = [m.name for m in self.modules if dep.token in m.providers]
+            hint = (
+                f"{owners[0]} provides it: export it from {owners[0]} and import "
+                f"{owners[0]} into {rec.module.name}"
+                if owners
+                else f"add a provider for it to {rec.module.name}'s providers "
+                "(or to a module that exports it)"
+            )
+            raise ConfigurationError(
+                f"{rec.name} (in {rec.module.name}) needs {token_name(dep.token)} for "
+                f"parameter {dep.name!r}, but {rec.module.name} cannot see it; {hint}"
+            )
+        return found
+
+    def _check_dependencies(self) -> None:
+        done: set[int] = set()
+
+        def visit(rec: ProviderRecord, path: list[ProviderRecord]) -> Scope:
+            if id(rec) in done:
+                return rec.scope
+            if rec in path:
+                cycle = " -> ".join(r.name for r in [*path[path.index(rec) :], rec])
+                raise DependencyCycleError(f"Provider dependency cycle: {cycle}")
+            scope = rec.declared_scope
+            for dep in rec.deps:
+                target = self._lookup(rec, dep)
+                if target is not None and visit(target, [*path, rec]) is Scope.REQUEST:
+                    scope = Scope.REQUEST  # request scope bubbles up to consumers
+            rec.scope = scope
+            done.add(id(rec))
+            return scope
+
+        for rec in self.all_records():
+            visit(rec, [])
+
+    def all_records(self) -> Iterator[ProviderRecord]:
+        for node in self.modules:
+            yield from node.providers.values()
+            yield from node.controllers
+
+    # -- instantiation --------------------------------------------------------------
+
+    async def instantiate(self) -> None:
+        """Create every singleton provider and controller, dependencies first."""
+        for rec in self.all_records():
+            if rec.scope is Scope.SINGLETON:
+                await self.resolve(rec, None)
+
+    async def resolve(self, rec: ProviderRecord, request: dict[Any, Any] | None) -> Any:
+        """The instance for ``rec``; ``request`` caches request-scoped instances."""
+        if rec.instance is not _MISSING:
+            return rec.instance
+        if rec.scope is Scope.REQUEST:
+            if request is None:
+                raise ConfigurationError(
+                    f"{rec.name} is request-scoped and can only be resolved inside a request "
+                    "(an HTTP request or an inbound message)"
+                )
+            cached = request.get(rec.token, _MISSING)
+            if cached is not _MISSING:
+                return cached
+        kwargs: dict[str, Any] = {}
+        args: list[Any] = []
+        p = rec.provider
+        for dep in rec.deps:
+            if request is not None and dep.token is REQUEST:
+                value = request[REQUEST]
+            else:
+                target = self._lookup(rec, dep)
+                value = dep.default if target is None else await self.resolve(target, request)
+            if p.use_factory is not None:
+                args.append(value)
+            else:
+                kwargs[dep.name] = value
+        if p.use_class is not None:
+            value = p.use_class(**kwargs)
+        elif p.use_factory is not None:
+            value = p.use_factory(*args)
+            if inspect.isawaitable(value):
+                value = await value
+        elif p.use_existing is not None:
+            value = kwargs["existing"]
+        else:
+            value = p.use_value
+        if rec.scope is Scope.SINGLETON:
+            rec.instance = value
+            self._created.append(rec)
+            if isinstance(rec.token, type):
+                self.injector.binder.bind(rec.token, to=value)
+        elif rec.scope is Scope.REQUEST and request is not None:
+            request[rec.token] = value
+        return value
+
+    def instances_in_order(self) -> list[Any]:
+        """Singletons in creation (dependency) order, each once."""
+        seen: set[int] = set()
+        out: list[Any] = []
+        for rec in self._created:
+            if id(rec.instance) not in seen and not isinstance(rec.instance, (int, str, float)):
+                seen.add(id(rec.instance))
+                out.append(rec.instance)
+        return out
+
+    async def create_in(self, node: ModuleNode, cls: type) -> Any:
+        """An instance of ``cls`` built with ``node``'s providers (guards, filters...).
+
+        A provider already registered for ``cls`` is reused; otherwise one instance per
+        module is made and kept.
+        """
+        rec = node.visible.get(cls)
+        if rec is None:
+            rec = _record(node, cls)
+            for dep in rec.deps:
+                self._lookup(rec, dep)
+            node.visible[cls] = rec
+        return await self.resolve(rec, None)
+
+    def find(self, token: Any) -> ProviderRecord:
+        """The provider for ``token``: the root module's view first, then any module."""
+        rec = self.root.visible.get(token)
+        if rec is None:
+            for node in self.modules:
+                rec = node.providers.get(token)
+                if rec is not None:
+                    break
+        if rec is None:
+            raise ConfigurationError(f"No provider for {token_name(token)} in the app")
+        return rec
+
+    def controllers(self) -> Iterator[ProviderRecord]:
+        """Controllers, plus providers that are WebSocket gateways (NestJS lists those
+        as providers)."""
+        for node in self.modules:
+            yield from node.controllers
+            for rec in node.providers.values():
+                cls = rec.provider.use_class
+                if cls is not None and hasattr(cls, GATEWAY_ATTR):
+                    yield rec

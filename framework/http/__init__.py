@@ -1,0 +1,1 @@
+"""Starlette integration: routes, parameter binding, event streams."""

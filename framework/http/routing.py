@@ -1,0 +1,215 @@
+"""Controller methods as starlette routes, through the same pipeline as messages.
+
+Parameters bind by type hint, once per route at start-up:
+- a name that appears in the path (``/{order_id}``): the path parameter, converted;
+- a pydantic model (or a list/dict of them): the JSON body, validated from the bytes;
+- ``starlette.requests.Request``: the request itself;
+- anything else: a query parameter (required unless it has a default).
+
+Responses: a starlette ``Response`` as is; ``None`` as an empty body; anything else as
+JSON. Errors: validation 422, ``HttpException`` its status, ``RpcException`` 400, a
+refused guard 403, anything else 500 "Internal server error" (logged with traceback).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from framework.di.container import REQUEST, Container, ProviderRecord
+from framework.di.metadata import CONTROLLER_ATTR, Scope
+from framework.exceptions import ConfigurationError, HttpException, RpcException
+from framework.http.decorators import RouteMeta, routes_of
+from framework.http.sse import EventStreamResponse
+from framework.messaging.codecs import encode
+from framework.messaging.context import ExecutionContext
+from framework.messaging.errors import error_payload
+from framework.messaging.pipeline import GlobalEnhancers, Pipeline, build_pipeline
+from framework.messaging.router import handler_methods
+
+logger = logging.getLogger("framework.http")
+
+_PATH_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[^}]*)?}")
+
+Binder = Callable[[Request], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    """One compiled route, for listings (``framework routes``) and the app."""
+
+    kind: str
+    method: str
+    path: str
+    name: str
+    route: BaseRoute
+
+
+def json_response(body: Any, status_code: int) -> Response:
+    return Response(encode(body), status_code, media_type="application/json")
+
+
+def error_response(exc: Exception, where: str) -> Response:
+    if isinstance(exc, ValidationError):
+        return json_response({**error_payload(exc), "statusCode": 422}, 422)
+    if isinstance(exc, HttpException):
+        return json_response(error_payload(exc), exc.status_code)
+    if isinstance(exc, RpcException):
+        return json_response({**error_payload(exc), "statusCode": 400}, 400)
+    return json_response({**error_payload(exc, where=where), "statusCode": 500}, 500)
+
+
+def _is_body_type(hint: Any) -> bool:
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return True
+    origin = typing.get_origin(hint)
+    return origin in (list, dict) and any(_is_body_type(a) for a in typing.get_args(hint))
+
+
+def _binder(name: str, hint: Any, default: Any, path_params: set[str], owner: str) -> Binder:
+    if hint is Request:
+
+        async def bind_request(request: Request) -> Any:
+            return request
+
+        return bind_request
+    if name in path_params:
+        convert = TypeAdapter(hint).validate_python
+
+        async def bind_path(request: Request) -> Any:
+            try:
+                return convert(request.path_params[name])
+            except ValidationError as exc:
+                raise _located(exc, "path", name) from None
+
+        return bind_path
+    if _is_body_type(hint):
+        adapter: TypeAdapter[Any] = TypeAdapter(hint)
+
+        async def bind_body(request: Request) -> Any:
+            return adapter.validate_json(await request.body())
+
+        return bind_body
+    origin = typing.get_origin(hint)
+    is_list = origin is list
+    convert_q = TypeAdapter(hint).validate_python
+    required = default is inspect.Parameter.empty
+
+    async def bind_query(request: Request) -> Any:
+        params = request.query_params
+        if name not in params:
+            if required:
+                raise HttpException(422, {"message": f"Missing query parameter {name!r}"})
+            return default
+        raw = params.getlist(name) if is_list else params[name]
+        try:
+            return convert_q(raw)
+        except ValidationError as exc:
+            raise _located(exc, "query", name) from None
+
+    return bind_query
+
+
+def _located(exc: ValidationError, where: str, name: str) -> HttpException:
+    errors = [{**e, "loc": [where, name, *e["loc"]]} for e in error_payload(exc)["errors"]]
+    return HttpException(422, {"message": "Validation failed", "errors": errors})
+
+
+def _full_path(prefix: str, path: str) -> str:
+    joined = "/".join(p.strip("/") for p in (prefix, path) if p.strip("/"))
+    return "/" + joined
+
+
+def _build_endpoint(
+    container: Container,
+    rec: ProviderRecord,
+    controller: type,
+    attr: str,
+    fn: Callable[..., Any],
+    meta: RouteMeta,
+    path: str,
+    pipeline: Pipeline,
+) -> Callable[[Request], Awaitable[Response]]:
+    owner = f"{controller.__qualname__}.{attr}"
+    try:
+        hints = typing.get_type_hints(fn)
+    except NameError as exc:
+        raise ConfigurationError(f"Cannot read the type hints of {owner}: {exc}") from exc
+    path_params = set(_PATH_PARAM.findall(path))
+    binders: list[tuple[str, Binder]] = []
+    for name, param in inspect.signature(fn).parameters.items():
+        if name == "self":
+            continue
+        hint = hints.get(name, str)
+        binders.append((name, _binder(name, hint, param.default, path_params, owner)))
+    status = meta.status_code or (201 if meta.method == "POST" else 200)
+    request_scoped = rec.scope is not Scope.SINGLETON
+    heartbeat = float(dict(meta.options).get("heartbeat", 15.0))
+
+    async def invoke(request: Request) -> Any:
+        instance = (
+            await container.resolve(rec, {REQUEST: request}) if request_scoped else rec.instance
+        )
+        kwargs = {name: await bind(request) for name, bind in binders}
+        if pipeline.pipes:
+            ectx = ExecutionContext("http", "http", path, fn, controller, request, None)
+            for name, _ in binders:
+                kwargs[name] = await pipeline.transform(kwargs[name], ectx)
+        result = getattr(instance, attr)(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            if pipeline:
+                ectx = ExecutionContext("http", "http", path, fn, controller, request, None)
+                result = await pipeline.run(ectx, lambda: invoke(request))
+            else:
+                result = await invoke(request)
+        except Exception as exc:
+            return error_response(exc, owner)
+        if isinstance(result, Response):
+            return result
+        if meta.kind == "sse":
+            if not hasattr(result, "__aiter__"):
+                raise ConfigurationError(f"{owner} is an @sse route; return an async iterator")
+            return EventStreamResponse(result, heartbeat=heartbeat, where=owner)  # type: ignore[return-value]
+        if result is None:
+            return Response(b"", status)
+        return json_response(result, status)
+
+    return endpoint
+
+
+async def build_http_routes(
+    container: Container, global_enhancers: GlobalEnhancers
+) -> list[HttpRoute]:
+    """Compile every controller's HTTP and SSE routes."""
+    out: list[HttpRoute] = []
+    for rec in container.controllers():
+        cls = rec.provider.use_class
+        assert cls is not None
+        prefix = getattr(cls, CONTROLLER_ATTR).prefix if hasattr(cls, CONTROLLER_ATTR) else ""
+        for attr, fn in handler_methods(cls):
+            metas = routes_of(fn)
+            if not metas:
+                continue
+            pipeline = await build_pipeline(container, rec.module, cls, fn, global_enhancers)
+            for meta in metas:
+                path = _full_path(prefix, meta.path)
+                endpoint = _build_endpoint(container, rec, cls, attr, fn, meta, path, pipeline)
+                name = f"{cls.__qualname__}.{attr}"
+                route = Route(path, endpoint, methods=[meta.method], name=name)
+                out.append(HttpRoute(meta.kind, meta.method, path, name, route))
+    return out

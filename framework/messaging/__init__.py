@@ -1,0 +1,1 @@
+"""Pattern metadata, the compiled router, the pipeline, codecs and contexts."""

@@ -1,0 +1,82 @@
+"""Binding a handler's parameters: the payload by its type hint, the context by its class.
+
+Validators are built once per handler; per message they are one pydantic call straight
+from the JSON bytes (or from an already decoded object, for transports that parse frames).
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from framework.exceptions import ConfigurationError
+from framework.messaging.context import MessageContext
+
+Validator = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSignature:
+    """Positional order of a handler's parameters: "payload" and/or "context"."""
+
+    order: tuple[str, ...]
+    payload_type: Any
+    context_type: type[MessageContext] | None
+    return_type: Any
+    is_stream: bool
+
+
+def _is_context_type(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, MessageContext)
+
+
+def analyse(fn: Callable[..., Any], owner: str) -> HandlerSignature:
+    try:
+        hints = typing.get_type_hints(fn)
+    except NameError as exc:
+        raise ConfigurationError(f"Cannot read the type hints of {owner}: {exc}") from exc
+    order: list[str] = []
+    payload_type: Any = None
+    context_type: type[MessageContext] | None = None
+    for name, param in inspect.signature(fn).parameters.items():
+        if name == "self":
+            continue
+        hint = hints.get(name, Any)
+        if _is_context_type(hint):
+            context_type = hint
+            order.append("context")
+        elif "payload" not in order:
+            payload_type = hint
+            order.append("payload")
+        elif param.default is param.empty:
+            raise ConfigurationError(
+                f"{owner}: parameter {name!r} is neither the payload nor a MessageContext; "
+                "a message handler takes one payload parameter and optionally a context"
+            )
+    ret = hints.get("return", Any)
+    origin = typing.get_origin(ret)
+    is_stream = inspect.isasyncgenfunction(fn) or origin in (AsyncIterator, AsyncGenerator)
+    return HandlerSignature(tuple(order), payload_type, context_type, ret, is_stream)
+
+
+def make_validator(tp: Any) -> Validator:
+    """``validate(raw)``: JSON bytes or a decoded object in, a value of ``tp`` out."""
+    if tp is bytes:
+        return lambda raw: raw
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        vj, vp = tp.model_validate_json, tp.model_validate
+    else:
+        adapter: TypeAdapter[Any] = TypeAdapter(tp)
+        vj, vp = adapter.validate_json, adapter.validate_python
+
+    def validate(raw: Any) -> Any:
+        if raw.__class__ is bytes:
+            return vj(raw)
+        return vp(raw)
+
+    return validate

@@ -1,0 +1,127 @@
+"""``@message_pattern``, ``@event_pattern`` and the pipeline decorators.
+
+They only record metadata on the function or class; the router compiles it at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from framework.messaging.patterns import validate_pattern
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+HANDLERS_ATTR = "__framework_handlers__"
+ENHANCERS_ATTR = "__framework_enhancers__"
+
+EnhancerKind = Literal["guards", "interceptors", "filters", "pipes"]
+
+
+@dataclass(frozen=True, slots=True)
+class PatternMeta:
+    kind: Literal["message", "event"]
+    pattern: str
+    transports: frozenset[str] | None
+    extras: tuple[tuple[str, Any], ...] = ()
+
+
+def _add_handler(fn: Any, meta: PatternMeta) -> None:
+    existing = fn.__dict__.get(HANDLERS_ATTR)
+    if existing is None:
+        existing = []
+        setattr(fn, HANDLERS_ATTR, existing)
+    existing.append(meta)
+
+
+def _pattern_decorator(
+    kind: Literal["message", "event"], pattern: str, transports: Iterable[str] | None, extras: Any
+) -> Callable[[F], F]:
+    validate_pattern(pattern)
+    meta = PatternMeta(
+        kind,
+        pattern,
+        frozenset(transports) if transports is not None else None,
+        tuple(sorted(extras.items())),
+    )
+
+    def decorate(fn: F) -> F:
+        _add_handler(fn, meta)
+        return fn
+
+    return decorate
+
+
+def message_pattern(
+    pattern: str, *, transports: Iterable[str] | None = None, **extras: Any
+) -> Callable[[F], F]:
+    """Declare a request/reply handler for ``pattern`` on every transport.
+
+    Args:
+        pattern: the pattern (Kafka topic, WS event, ...); ``*``/``#`` wildcards allowed.
+        transports: limit the handler to these transport names (``"kafka"``, ``"ws"``,
+            ``"sse"``, ``"memory"``); ``None`` serves it on all of them.
+        **extras: transport-specific options (for Kafka: ``max_retries``, ``dlq``...).
+
+    The handler's first non-context parameter is the payload, validated from its type hint.
+    It may return a value, an awaitable, or an async iterator (a stream of replies).
+    """
+    return _pattern_decorator("message", pattern, transports, extras)
+
+
+def event_pattern(
+    pattern: str, *, transports: Iterable[str] | None = None, **extras: Any
+) -> Callable[[F], F]:
+    """Declare a fire-and-forget handler; several handlers may share a pattern.
+
+    Arguments as for ``message_pattern``; the return value is ignored.
+    """
+    return _pattern_decorator("event", pattern, transports, extras)
+
+
+def _enhancer(kind: EnhancerKind, items: tuple[Any, ...]) -> Callable[[T], T]:
+    def decorate(target: T) -> T:
+        store: dict[str, list[Any]] | None = getattr(target, "__dict__", {}).get(ENHANCERS_ATTR)
+        if store is None:
+            store = {}
+            setattr(target, ENHANCERS_ATTR, store)
+        # Outer decorators run last but read first: keep declaration order.
+        store[kind] = [*items, *store.get(kind, [])]
+        return target
+
+    return decorate
+
+
+def use_guards(*guards: Any) -> Callable[[T], T]:
+    """Guards (classes or instances with ``can_activate(ctx) -> bool``, sync or async)
+    for a controller or a handler. A ``False`` answer refuses the call (HTTP 403, or an
+    RPC error ``"Forbidden resource"``)."""
+    return _enhancer("guards", guards)
+
+
+def use_interceptors(*interceptors: Any) -> Callable[[T], T]:
+    """Interceptors (``async intercept(ctx, call_next)``) around a controller's or a
+    handler's calls: code before ``await call_next()`` runs before the handler."""
+    return _enhancer("interceptors", interceptors)
+
+
+def use_filters(*filters: Any) -> Callable[[T], T]:
+    """Exception filters (``catch(exc, ctx)``, sync or async); what ``catch`` returns
+    becomes the reply. A filter's ``exception_types`` tuple limits what it catches."""
+    return _enhancer("filters", filters)
+
+
+def use_pipes(*pipes: Any) -> Callable[[T], T]:
+    """Pipes (``transform(value, ctx)``, sync or async) applied to the validated payload."""
+    return _enhancer("pipes", pipes)
+
+
+def enhancers_of(target: Any, kind: EnhancerKind) -> list[Any]:
+    store = getattr(target, "__dict__", {}).get(ENHANCERS_ATTR) or {}
+    return list(store.get(kind, []))
+
+
+def handlers_of(fn: Any) -> list[PatternMeta]:
+    return list(getattr(fn, "__dict__", {}).get(HANDLERS_ATTR) or [])

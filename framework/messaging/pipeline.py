@@ -1,0 +1,101 @@
+"""Guards -> interceptors -> pipes -> handler -> interceptors -> filters.
+
+One ``Pipeline`` per handler, built at start-up from global, controller and handler
+enhancers. A handler with an empty pipeline never runs any of this code: the router calls
+it directly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from framework.exceptions import ForbiddenException
+from framework.messaging.context import ExecutionContext
+from framework.messaging.decorators import EnhancerKind, enhancers_of
+
+if TYPE_CHECKING:
+    from framework.di.container import Container, ModuleNode
+
+Inner = Callable[[], Awaitable[Any]]
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    guards: Sequence[Any] = ()
+    interceptors: Sequence[Any] = ()
+    filters: Sequence[Any] = ()
+    pipes: Sequence[Any] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.guards or self.interceptors or self.filters or self.pipes)
+
+    async def transform(self, value: Any, ectx: ExecutionContext) -> Any:
+        for pipe in self.pipes:
+            value = await _maybe_await(pipe.transform(value, ectx))
+        return value
+
+    async def run(self, ectx: ExecutionContext, inner: Inner) -> Any:
+        try:
+            for guard in self.guards:
+                if not await _maybe_await(guard.can_activate(ectx)):
+                    raise ForbiddenException()
+            if not self.interceptors:
+                return await inner()
+            return await self._intercept(0, ectx, inner)
+        except Exception as exc:
+            for flt in self.filters:
+                types = getattr(flt, "exception_types", None) or (Exception,)
+                if isinstance(exc, tuple(types)):
+                    return await _maybe_await(flt.catch(exc, ectx))
+            raise
+
+    def _intercept(self, index: int, ectx: ExecutionContext, inner: Inner) -> Awaitable[Any]:
+        if index == len(self.interceptors):
+            return inner()
+
+        def call_next() -> Awaitable[Any]:
+            return self._intercept(index + 1, ectx, inner)
+
+        result: Awaitable[Any] = self.interceptors[index].intercept(ectx, call_next)
+        return result
+
+
+GlobalEnhancers = dict[str, list[Any]]
+
+
+async def build_pipeline(
+    container: Container,
+    node: ModuleNode,
+    controller: type,
+    fn: Callable[..., Any],
+    global_enhancers: GlobalEnhancers,
+) -> Pipeline:
+    """The pipeline for one handler: global, then controller, then handler enhancers.
+
+    Filters run in the opposite order (the handler's own first), as in NestJS. Classes
+    are instantiated once with the controller module's providers; instances are used as
+    they are.
+    """
+
+    async def instances(kind: EnhancerKind) -> list[Any]:
+        items = [*global_enhancers.get(kind, []), *enhancers_of(controller, kind)]
+        items += enhancers_of(fn, kind)
+        if kind == "filters":
+            items.reverse()
+        return [await container.create_in(node, i) if isinstance(i, type) else i for i in items]
+
+    return Pipeline(
+        guards=tuple(await instances("guards")),
+        interceptors=tuple(await instances("interceptors")),
+        filters=tuple(await instances("filters")),
+        pipes=tuple(await instances("pipes")),
+    )

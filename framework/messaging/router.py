@@ -1,0 +1,280 @@
+"""The compiled dispatch table.
+
+At start-up every ``@message_pattern``/``@event_pattern`` method becomes a
+``MessageHandler`` whose ``call(raw, ctx)`` is specialised: a singleton handler with no
+guards, interceptors, filters or pipes is the bound method applied to the validated
+payload, nothing more. Transports look handlers up with ``find_message`` /
+``find_events`` (cached per pattern) and await ``handler.call``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from framework.di.container import REQUEST, Container, ProviderRecord
+from framework.di.metadata import Scope
+from framework.exceptions import ConfigurationError
+from framework.messaging.binding import HandlerSignature, Validator, analyse, make_validator
+from framework.messaging.context import ExecutionContext, MessageContext
+from framework.messaging.decorators import PatternMeta, handlers_of
+from framework.messaging.patterns import is_wildcard, matches, specificity
+from framework.messaging.pipeline import GlobalEnhancers, Pipeline, build_pipeline
+
+logger = logging.getLogger("framework.messaging")
+
+Invoke = Callable[[Any, Any], Awaitable[Any]]
+
+MAX_ROUTE_CACHE = 10_000
+"""Pattern lookups cached per transport; the cache is cleared when it reaches this size,
+so senders inventing patterns cannot grow memory without bound."""
+
+
+@dataclass(eq=False, slots=True)
+class MessageHandler:
+    """One compiled handler.
+
+    Attributes:
+        kind: "message" (request/reply) or "event".
+        pattern: the declared pattern (may be a wildcard).
+        call: ``await call(raw, ctx)``: ``raw`` is JSON bytes or a decoded object; ``ctx``
+            is a ``MessageContext`` when ``needs_context`` is true, else may be ``None``.
+            A message handler's result may be an async iterator (a stream).
+        needs_context: build a context for this handler (it takes one, or has a pipeline).
+    """
+
+    kind: Literal["message", "event"]
+    pattern: str
+    transports: frozenset[str] | None
+    name: str
+    func: Callable[..., Any]
+    controller: type
+    signature: HandlerSignature
+    extras: dict[str, Any]
+    call: Invoke
+    needs_context: bool
+
+    def serves(self, transport: str) -> bool:
+        return self.transports is None or transport in self.transports
+
+
+def _direct(bound: Callable[..., Any], order: tuple[str, ...], validate: Validator | None) -> Invoke:
+    """Call ``bound`` with its arguments in declaration order; returns what it returns."""
+    if order == ("payload",):
+        assert validate is not None
+        return lambda raw, ctx: bound(validate(raw))
+    if order == ("payload", "context"):
+        assert validate is not None
+        return lambda raw, ctx: bound(validate(raw), ctx)
+    if order == ("context", "payload"):
+        assert validate is not None
+        return lambda raw, ctx: bound(ctx, validate(raw))
+    if order == ("context",):
+        return lambda raw, ctx: bound(ctx)
+    return lambda raw, ctx: bound()
+
+
+def _awaitable(fn: Callable[..., Any], invoke: Invoke) -> Invoke:
+    """Coroutine functions already return awaitables; wrap the rest (sync, async gen)."""
+    if inspect.iscoroutinefunction(fn):
+        return invoke
+
+    async def wrapped(raw: Any, ctx: Any) -> Any:
+        return invoke(raw, ctx)
+
+    return wrapped
+
+
+def _with_pipes(
+    bound: Callable[..., Any],
+    sig: HandlerSignature,
+    validate: Validator | None,
+    pipeline: Pipeline,
+    kind: Literal["message", "event"],
+    fn: Callable[..., Any],
+    controller: type,
+    pattern: str,
+) -> Invoke:
+    async def invoke(raw: Any, ctx: Any) -> Any:
+        args = []
+        for part in sig.order:
+            if part == "payload":
+                assert validate is not None
+                ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
+                args.append(await pipeline.transform(validate(raw), ectx))
+            else:
+                args.append(ctx)
+        result = bound(*args)
+        return await result if inspect.isawaitable(result) else result
+
+    return invoke
+
+
+async def _compile(
+    container: Container,
+    rec: ProviderRecord,
+    controller: type,
+    attr: str,
+    fn: Callable[..., Any],
+    meta: PatternMeta,
+    pipeline: Pipeline,
+) -> MessageHandler:
+    owner = f"{controller.__qualname__}.{attr}"
+    sig = analyse(fn, owner)
+    validate = make_validator(sig.payload_type) if "payload" in sig.order else None
+    request_scoped = rec.scope is not Scope.SINGLETON
+
+    def make_invoke(instance: Any) -> Invoke:
+        bound = getattr(instance, attr)
+        if pipeline.pipes:
+            return _with_pipes(
+                bound, sig, validate, pipeline, meta.kind, fn, controller, meta.pattern
+            )
+        return _awaitable(fn, _direct(bound, sig.order, validate))
+
+    if request_scoped:
+
+        async def invoke(raw: Any, ctx: Any) -> Any:
+            instance = await container.resolve(rec, {REQUEST: ctx})
+            return await make_invoke(instance)(raw, ctx)
+
+    else:
+        invoke = make_invoke(rec.instance)
+
+    call = invoke
+    if pipeline:
+        kind, pattern = meta.kind, meta.pattern
+
+        async def call(raw: Any, ctx: Any) -> Any:
+            ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
+            return await pipeline.run(ectx, lambda: invoke(raw, ctx))
+
+    return MessageHandler(
+        kind=meta.kind,
+        pattern=meta.pattern,
+        transports=meta.transports,
+        name=owner,
+        func=fn,
+        controller=controller,
+        signature=sig,
+        extras=dict(meta.extras),
+        call=call,
+        needs_context=bool(pipeline) or request_scoped or "context" in sig.order,
+    )
+
+
+def handler_methods(cls: type) -> Iterable[tuple[str, Callable[..., Any]]]:
+    """``(name, function)`` for every method of ``cls`` (own and inherited)."""
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        for name, value in vars(klass).items():
+            if name not in seen and inspect.isfunction(value):
+                seen.add(name)
+                yield name, value
+
+
+async def build_router(container: Container, global_enhancers: GlobalEnhancers) -> Router:
+    """Compile every controller's message handlers into a ``Router``."""
+    handlers: list[MessageHandler] = []
+    for rec in container.controllers():
+        cls = rec.provider.use_class
+        assert cls is not None
+        for attr, fn in handler_methods(cls):
+            metas = handlers_of(fn)
+            if not metas:
+                continue
+            pipeline = await build_pipeline(container, rec.module, cls, fn, global_enhancers)
+            for meta in metas:
+                handlers.append(await _compile(container, rec, cls, attr, fn, meta, pipeline))
+    return Router(handlers)
+
+
+class Router:
+    """Handlers by pattern, with wildcard precedence and a per-transport lookup cache."""
+
+    def __init__(self, handlers: Sequence[MessageHandler]) -> None:
+        self.handlers = list(handlers)
+        self._check_duplicates()
+        # Exact patterns before wildcards, wildcards by specificity; stable for ties.
+        self._ordered = sorted(
+            self.handlers, key=lambda h: (is_wildcard(h.pattern), specificity(h.pattern))
+        )
+        self._messages: dict[tuple[str, str], MessageHandler | None] = {}
+        self._events: dict[tuple[str, str], tuple[MessageHandler, ...]] = {}
+
+    def _check_duplicates(self) -> None:
+        seen: dict[str, MessageHandler] = {}
+        for h in self.handlers:
+            if h.kind != "message":
+                continue
+            other = seen.get(h.pattern)
+            overlap = other is not None and (
+                other.transports is None
+                or h.transports is None
+                or bool(other.transports & h.transports)
+            )
+            if other is not None and overlap:
+                raise ConfigurationError(
+                    f"Two request/reply handlers for pattern {h.pattern!r}: {other.name} and "
+                    f"{h.name}; a request has one reply, so keep one (or limit each to "
+                    "different transports)"
+                )
+            seen[h.pattern] = h
+
+    def _matching(self, pattern: str, transport: str) -> list[MessageHandler]:
+        return [h for h in self._ordered if h.serves(transport) and matches(h.pattern, pattern)]
+
+    def find_message(self, pattern: str, transport: str) -> MessageHandler | None:
+        """The request/reply handler for ``pattern`` on ``transport``, or ``None``."""
+        key = (transport, pattern)
+        try:
+            return self._messages[key]
+        except KeyError:
+            pass
+        found = [h for h in self._matching(pattern, transport) if h.kind == "message"]
+        if len(self._messages) >= MAX_ROUTE_CACHE:
+            self._messages.clear()
+        self._messages[key] = result = found[0] if found else None
+        return result
+
+    def find_events(self, pattern: str, transport: str) -> tuple[MessageHandler, ...]:
+        """Every event handler for ``pattern``; with none, the message handler (as NestJS
+        runs a request handler for an event and drops its reply)."""
+        key = (transport, pattern)
+        try:
+            return self._events[key]
+        except KeyError:
+            pass
+        matching = self._matching(pattern, transport)
+        found = tuple(h for h in matching if h.kind == "event")
+        if not found:
+            found = tuple(h for h in matching if h.kind == "message")[:1]
+        if len(self._events) >= MAX_ROUTE_CACHE:
+            self._events.clear()
+        self._events[key] = found
+        return found
+
+    def patterns(self, transport: str) -> set[str]:
+        """Every pattern served on ``transport`` (wildcards included)."""
+        return {h.pattern for h in self.handlers if h.serves(transport)}
+
+
+async def run_event_handlers(
+    handlers: Sequence[MessageHandler], raw: Any, ctx: MessageContext | None
+) -> int:
+    """Run every handler for an event, isolating failures; returns how many failed.
+
+    Used by transports without retries (memory, WebSocket, SSE); each failure is logged
+    with its traceback and never stops the other handlers or the transport.
+    """
+    failed = 0
+    for handler in handlers:
+        try:
+            await handler.call(raw, ctx)
+        except Exception:
+            failed += 1
+            logger.exception("Event handler %s failed for %r", handler.name, handler.pattern)
+    return failed

@@ -1,0 +1,5 @@
+"""``python -m framework.testing.kafka``: run a local Kafka broker until Ctrl-C."""
+
+from framework.testing.kafka.broker import main
+
+raise SystemExit(main())

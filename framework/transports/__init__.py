@@ -1,0 +1,1 @@
+"""Transports: ``base`` is the public contract; one module per transport."""

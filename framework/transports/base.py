@@ -1,0 +1,127 @@
+"""The public contract between the core and a transport. Write your own against this.
+
+A transport moves bytes: it receives messages, looks handlers up in the app's ``Router``
+and awaits ``handler.call(raw, ctx)``; it turns results and errors into replies with
+``framework.messaging.codecs.encode`` and ``framework.messaging.errors.error_payload``.
+The core never imports a transport.
+
+Lifecycle: ``bind(host)`` once (before start), ``await start()``, ``await stop()``.
+``stop`` must stop taking new messages, let in-flight handlers finish, then close.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from framework.messaging.router import Router
+
+
+class TransportHost(Protocol):
+    """What the application gives a transport."""
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def logger(self) -> logging.Logger: ...
+
+
+class Transport(ABC):
+    """A server-side transport.
+
+    Attributes:
+        name: the name handlers use in ``transports=[...]`` and contexts report.
+    """
+
+    name: str = "custom"
+
+    def bind(self, host: TransportHost) -> None:
+        """Called once by the application before ``start``."""
+        self.host = host
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect and begin delivering messages to the router."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop receiving, finish in-flight handlers, release resources."""
+
+    def routes(self) -> list[BaseRoute]:
+        """Starlette routes to mount on the app's HTTP server (WebSocket, SSE)."""
+        return []
+
+    def create_client(self) -> ClientProxy | None:
+        """A client that talks to services over this transport, if it has one."""
+        return None
+
+    async def publish(self, pattern: str, data: Any) -> None:  # noqa: B027 - optional
+        """Push ``data`` to subscribers of ``pattern`` (push transports override this)."""
+
+    @property
+    def ready(self) -> bool:
+        """True once connected and serving (for readiness probes)."""
+        return True
+
+
+class ClientProxy(ABC):
+    """A client for a transport: request/reply, streams and events.
+
+    Replies arrive decoded from JSON. An error reply raises ``RemoteError`` carrying the
+    error body; no reply within ``timeout`` raises ``RequestTimeoutError``.
+    """
+
+    async def connect(self) -> None:  # noqa: B027 - optional for clients without I/O
+        """Open connections; called at application start for registered clients."""
+
+    async def close(self) -> None:  # noqa: B027 - optional for clients without I/O
+        """Close connections; called at application shutdown."""
+
+    @abstractmethod
+    async def send(
+        self,
+        pattern: str,
+        data: Any,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send a request and return the reply (the last item, for a stream)."""
+
+    @abstractmethod
+    def stream(
+        self,
+        pattern: str,
+        data: Any,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Any]:
+        """Send a request and iterate over every reply until the end of the stream.
+
+        ``timeout`` bounds the wait for each item, in seconds.
+        """
+
+    @abstractmethod
+    async def emit(
+        self,
+        pattern: str,
+        data: Any,
+        *,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Publish an event; returns once the transport accepted it."""
+
+    async def __aenter__(self) -> ClientProxy:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,171 @@
+"""Tests for the local Apache Kafka broker (framework.testing.kafka) against real Kafka.
+
+Tests marked ``kafka`` skip when no broker can be started (no Java/Maven), unless
+``REQUIRE_KAFKA=1``; set ``KAFKA_BOOTSTRAP_SERVERS`` to use an existing cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from framework.testing.kafka import KafkaBrokerError, LocalKafkaBroker, ensure_kafka_jars, main
+from framework.testing.kafka.pytest_fixtures import (  # noqa: F401
+    kafka_bootstrap_servers,
+    local_kafka_broker,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_TIMEOUT_S = 60.0  # upper bound for each async test body, in seconds
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def _produce(bootstrap: str, topic: str, *values: bytes) -> list[int]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=15_000,
+    )
+    await producer.start()
+    try:
+        offsets = []
+        for value in values:
+            meta = await producer.send_and_wait(topic, value, key=b"k")
+            offsets.append(meta.offset)
+        return offsets
+    finally:
+        await producer.stop()
+
+
+async def _consume(bootstrap: str, topic: str, group: str, count: int) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        request_timeout_ms=15_000,
+    )
+    await consumer.start()
+    try:
+        values: list[bytes] = []
+        while len(values) < count:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                values.extend(r.value for r in records if r.value is not None)
+        await consumer.commit()
+        committed = await consumer.committed(TopicPartition(topic, 0))
+        assert committed == count
+        return values
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.kafka
+async def test_produce_and_consume_in_a_group(kafka_bootstrap_servers: str) -> None:
+    topic, group = _name("t"), _name("g")
+    async with asyncio.timeout(TEST_TIMEOUT_S):
+        offsets = await _produce(kafka_bootstrap_servers, topic, b"hello", b"world")
+        assert offsets == [0, 1]
+        assert await _consume(kafka_bootstrap_servers, topic, group, 2) == [b"hello", b"world"]
+
+
+@pytest.mark.kafka
+async def test_kill_and_restart_keeps_records(local_kafka_broker: LocalKafkaBroker) -> None:
+    broker = local_kafka_broker
+    bootstrap = broker.bootstrap_servers
+    topic = _name("restart")
+    async with asyncio.timeout(TEST_TIMEOUT_S):
+        await _produce(bootstrap, topic, b"before-crash")
+        broker.kill()
+        assert not broker.is_running()
+        await asyncio.to_thread(broker.restart)
+        assert broker.is_running()
+        assert broker.bootstrap_servers == bootstrap
+        await _produce(bootstrap, topic, b"after-restart")
+        values = await _consume(bootstrap, topic, _name("g"), 2)
+        assert values == [b"before-crash", b"after-restart"]
+
+
+@pytest.mark.kafka
+def test_stop_removes_data_and_process(local_kafka_broker: LocalKafkaBroker) -> None:
+    data_dir = local_kafka_broker.data_dir
+    assert data_dir is not None and (data_dir / "server.properties").is_file()
+    local_kafka_broker.stop()
+    assert not local_kafka_broker.is_running()
+    assert not data_dir.exists()
+    local_kafka_broker.stop()  # idempotent
+
+
+@pytest.mark.kafka
+def test_module_cli_starts_and_stops_on_sigterm() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    ready = threading.Event()
+    lines: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "framework.testing.kafka"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if line.startswith("KAFKA_BOOTSTRAP_SERVERS="):
+                    ready.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            became_ready = ready.wait(timeout=TEST_TIMEOUT_S)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        reader.join(timeout=5)
+    output = "\n".join(lines)
+    if not became_ready and "cannot" in output and os.environ.get("REQUIRE_KAFKA") != "1":
+        pytest.skip(f"broker could not start: {output[-2000:]}")
+    assert became_ready, output
+    assert code == 0, output
+    assert any(line.startswith("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:") for line in lines), output
+
+
+def test_main_uses_existing_cluster_from_env(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "KAFKA_BOOTSTRAP_SERVERS=kafka.example:9092" in out
+    assert "existing" in out
+
+
+def test_maven_failure_names_the_command(tmp_path: Path) -> None:
+    with pytest.raises(KafkaBrokerError, match=r"exit code 1: /\S*false -B -q"):
+        ensure_kafka_jars(tmp_path, mvn="false")
+
+
+def test_missing_maven_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(KafkaBrokerError, match="not found on PATH"):
+        ensure_kafka_jars(tmp_path, mvn="definitely-not-mvn-here")
