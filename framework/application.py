@@ -28,7 +28,8 @@ from framework.exceptions import ConfigurationError
 from framework.http.routing import HttpRoute, build_http_routes
 from framework.messaging.pipeline import GlobalEnhancers
 from framework.messaging.router import Router, build_router
-from framework.transports.base import ClientProxy, Transport
+from framework.messaging.codecs import encode
+from framework.transports.base import ClientProxy, PublishRelay, Transport
 from framework.transports.memory import MemoryTransport
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ class Application:
         default_client: ClientProxy | None,
         providers: Sequence[Any],
         overrides: Sequence[Provider] = (),
+        relay: PublishRelay | None = None,
     ) -> None:
         self.root_module = root_module
         self.transports = list(transports)
@@ -62,6 +64,8 @@ class Application:
         self._router: Router | None = None
         self.http_routes: list[HttpRoute] = []
         self._clients: list[ClientProxy] = []
+        self.relay = relay
+        self._local_seq = 0
         self._started = False
         self._starlette = Starlette(lifespan=self._lifespan)
 
@@ -146,6 +150,8 @@ class Application:
                 with contextlib.suppress(Exception):
                     await transport.stop()
             raise
+        if self.relay is not None:
+            await self.relay.start(self.deliver)
         self._started = True
         await call_hook(instances, "on_application_bootstrap")
         logger.info(
@@ -162,6 +168,8 @@ class Application:
         self._started = False
         instances = list(reversed(self.container.instances_in_order()))
         await call_hook(instances, "before_application_shutdown", signal)
+        if self.relay is not None:
+            await self.relay.stop()
         for transport in reversed(self.transports):
             try:
                 await transport.stop()
@@ -211,9 +219,25 @@ class Application:
         return self.default_client
 
     async def publish(self, pattern: str, data: Any) -> None:
-        """Push ``data`` to every subscriber of ``pattern`` on every push transport."""
+        """Push ``data`` to every subscriber of ``pattern`` on every push transport
+        (WebSocket, SSE), on every instance when a relay is configured.
+
+        The data is encoded to JSON once, whatever the number of subscribers.
+        """
+        payload = encode(data)
+        if self.relay is not None:
+            await self.relay.publish(pattern, payload)
+        else:
+            self._local_seq += 1
+            await self.deliver(pattern, payload, str(self._local_seq))
+
+    async def deliver(self, pattern: str, payload: bytes, event_id: str | None) -> None:
+        """Hand a published event to this instance's push transports."""
         for transport in self.transports:
-            await transport.publish(pattern, data)
+            try:
+                await transport.publish(pattern, payload, event_id)
+            except Exception:
+                logger.exception("Transport %s failed to publish %r", transport.name, pattern)
 
     @property
     def asgi(self) -> Starlette:
@@ -238,6 +262,7 @@ def create_app(
     transports: Sequence[Transport] | None = None,
     default_client: ClientProxy | None = None,
     providers: Sequence[Provider | type] = (),
+    relay: PublishRelay | None = None,
 ) -> Application:
     """Create an app from its root module.
 
@@ -248,9 +273,11 @@ def create_app(
             only.
         default_client: what injecting ``ClientProxy`` gives; the in-memory client if
             ``None``.
-        providers: extra global providers (overrides used by the testing module).
+        providers: extra global providers, visible in every module.
+        relay: carries ``app.publish`` events to every instance (``KafkaRelay``); without
+            one, published events reach this process's WebSocket/SSE clients only.
     """
     chosen = list(transports or [])
     if not any(isinstance(t, MemoryTransport) for t in chosen):
         chosen.insert(0, MemoryTransport())
-    return Application(root_module, chosen, default_client, providers)
+    return Application(root_module, chosen, default_client, providers, relay=relay)

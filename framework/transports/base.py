@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -61,13 +61,41 @@ class Transport(ABC):
         """A client that talks to services over this transport, if it has one."""
         return None
 
-    async def publish(self, pattern: str, data: Any) -> None:  # noqa: B027 - optional
-        """Push ``data`` to subscribers of ``pattern`` (push transports override this)."""
+    async def publish(self, pattern: str, payload: bytes, event_id: str | None) -> None:  # noqa: B027
+        """Push an app-wide event to this transport's subscribers of ``pattern``.
+
+        Push transports (WebSocket, SSE) override this. ``payload`` is the JSON already
+        encoded once for every subscriber; ``event_id`` is a stable id (the same on every
+        instance when a relay carries the event), or ``None``.
+        """
 
     @property
     def ready(self) -> bool:
         """True once connected and serving (for readiness probes)."""
         return True
+
+
+Deliver = Callable[[str, bytes, "str | None"], Awaitable[None]]
+
+
+class PublishRelay(ABC):
+    """Carries ``app.publish`` events to every instance of the app (e.g. over Kafka).
+
+    Without a relay, events reach this process's subscribers only.
+    """
+
+    @abstractmethod
+    async def start(self, deliver: Deliver) -> None:
+        """Begin calling ``deliver(pattern, payload, event_id)`` for every relayed event,
+        including the ones this instance publishes."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop relaying."""
+
+    @abstractmethod
+    async def publish(self, pattern: str, payload: bytes) -> None:
+        """Send an event to every instance."""
 
 
 class ClientProxy(ABC):

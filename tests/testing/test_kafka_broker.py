@@ -16,7 +16,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
 
 from framework.testing.kafka import KafkaBrokerError, LocalKafkaBroker, ensure_kafka_jars, main
 from framework.testing.kafka.pytest_fixtures import (  # noqa: F401
@@ -75,7 +79,7 @@ async def _consume(bootstrap: str, topic: str, group: str, count: int) -> list[b
 
 
 @pytest.mark.kafka
-async def test_produce_and_consume_in_a_group(kafka_bootstrap_servers: str) -> None:
+async def test_produce_and_consume_in_a_group(kafka_bootstrap_servers: str) -> None:  # noqa: F811
     topic, group = _name("t"), _name("g")
     async with asyncio.timeout(TEST_TIMEOUT_S):
         offsets = await _produce(kafka_bootstrap_servers, topic, b"hello", b"world")
@@ -84,7 +88,9 @@ async def test_produce_and_consume_in_a_group(kafka_bootstrap_servers: str) -> N
 
 
 @pytest.mark.kafka
-async def test_kill_and_restart_keeps_records(local_kafka_broker: LocalKafkaBroker) -> None:
+async def test_kill_and_restart_keeps_records(
+    local_kafka_broker: LocalKafkaBroker,  # noqa: F811
+) -> None:
     broker = local_kafka_broker
     bootstrap = broker.bootstrap_servers
     topic = _name("restart")
@@ -101,7 +107,9 @@ async def test_kill_and_restart_keeps_records(local_kafka_broker: LocalKafkaBrok
 
 
 @pytest.mark.kafka
-def test_stop_removes_data_and_process(local_kafka_broker: LocalKafkaBroker) -> None:
+def test_stop_removes_data_and_process(
+    local_kafka_broker: LocalKafkaBroker,  # noqa: F811
+) -> None:
     data_dir = local_kafka_broker.data_dir
     assert data_dir is not None and (data_dir / "server.properties").is_file()
     local_kafka_broker.stop()
