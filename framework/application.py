@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar, cast, overload
 
 from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from framework.di.container import Container
 from framework.di.lifecycle import call_hook
@@ -244,7 +245,7 @@ class Application:
         """The starlette app serving HTTP routes and the transports' endpoints."""
         return self._starlette
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         await self._starlette(scope, receive, send)
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:

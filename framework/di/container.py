@@ -77,7 +77,7 @@ class ModuleNode:
 
     @property
     def name(self) -> str:
-        return self.cls.__qualname__
+        return self.cls.__name__
 
 
 def _deps_of_callable(fn: Callable[..., Any], owner: str) -> list[Dependency]:
@@ -105,9 +105,12 @@ def _deps_of_callable(fn: Callable[..., Any], owner: str) -> list[Dependency]:
 
 
 def _class_deps(cls: type) -> list[Dependency]:
-    if cls.__init__ is object.__init__:
+    init = cls.__dict__.get("__init__") or next(
+        (k.__dict__["__init__"] for k in cls.__mro__ if "__init__" in k.__dict__), None
+    )
+    if init is None or init is object.__init__:
         return []
-    return _deps_of_callable(cls.__init__, cls.__qualname__)
+    return _deps_of_callable(init, cls.__name__)
 
 
 def _as_provider(entry: Any) -> Provider:
@@ -156,7 +159,7 @@ class Container:
         self._created: list[ProviderRecord] = []
         self.injector = injector.Injector()
         self._core = self._core_module(extra_global_providers or [])
-        self.root = self._scan(root, [])
+        self.root = self._scan(root, [], False)
         self._compute_visibility()
         self._check_dependencies()
 
@@ -174,10 +177,10 @@ class Container:
         self.modules.append(node)
         return node
 
-    def _scan(self, entry: Any, path: list[str]) -> ModuleNode:
-        forward = isinstance(entry, ForwardRef)
-        if forward:
-            entry = entry.factory()
+    def _scan(self, entry: Any, path: list[tuple[ModuleNode, bool]], forward: bool) -> ModuleNode:
+        """Scan a module; ``path`` holds (module, reached via forward_ref) pairs."""
+        if isinstance(entry, ForwardRef):
+            entry, forward = entry.factory(), True
         key: Any = entry
         if isinstance(entry, DynamicModule):
             base = module_meta(entry.module)
@@ -196,13 +199,20 @@ class Container:
         else:
             found = module_meta(entry)
             if found is None:
-                where = f" (imported by {path[-1]})" if path else ""
-                raise ConfigurationError(f"{entry!r}{where} is not a module: decorate it with @module")
+                where = f" (imported by {path[-1][0].name})" if path else ""
+                raise ConfigurationError(
+                    f"{entry!r}{where} is not a module: decorate it with @module"
+                )
             meta, cls = found, entry
         if key in self._by_key:
             node = self._by_key[key]
-            if node.name in path and not forward:
-                cycle = " -> ".join([*path[path.index(node.name) :], node.name])
+            nodes = [n for n, _ in path]
+            if node in nodes:
+                start = nodes.index(node)
+                # The cycle is allowed when one of its import edges is a forward_ref.
+                if forward or any(fwd for _, fwd in path[start + 1 :]):
+                    return node
+                cycle = " -> ".join(n.name for n in [*nodes[start:], node])
                 raise DependencyCycleError(
                     f"Module import cycle: {cycle}; break it with forward_ref(lambda: "
                     f"{node.name}) in one of the imports"
@@ -218,7 +228,7 @@ class Container:
         for ctrl in meta.controllers:
             node.controllers.append(_record(node, ctrl))
         for imp in meta.imports:
-            node.imports.append(self._scan(imp, [*path, node.name]))
+            node.imports.append(self._scan(imp, [*path, (node, forward)], False))
         return node
 
     def _exported(self, node: ModuleNode, seen: set[int]) -> dict[Any, ProviderRecord]:

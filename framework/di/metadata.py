@@ -107,7 +107,7 @@ class ModuleMeta:
     global_: bool
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class DynamicModule:
     """A module configured at import time, returned by ``for_root``-style classmethods."""
 
@@ -187,7 +187,7 @@ def module_meta(obj: Any) -> ModuleMeta | None:
 
 def token_name(token: Any) -> str:
     if isinstance(token, type):
-        return token.__qualname__
+        return token.__name__
     if isinstance(token, InjectionToken):
         return token.name
     return repr(token)

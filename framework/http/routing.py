@@ -6,6 +6,9 @@ Parameters bind by type hint, once per route at start-up:
 - ``starlette.requests.Request``: the request itself;
 - anything else: a query parameter (required unless it has a default).
 
+Routes with fewer path parameters are matched first (``/notes/search`` before
+``/notes/{id}``), otherwise in declaration order.
+
 Responses: a starlette ``Response`` as is; ``None`` as an empty body; anything else as
 JSON. Errors: validation 422, ``HttpException`` its status, ``RpcException`` 400, a
 refused guard 403, anything else 500 "Internal server error" (logged with traceback).
@@ -212,4 +215,7 @@ async def build_http_routes(
                 name = f"{cls.__qualname__}.{attr}"
                 route = Route(path, endpoint, methods=[meta.method], name=name)
                 out.append(HttpRoute(meta.kind, meta.method, path, name, route))
+    # Literal paths before parameterised ones, so /notes/search is not taken by
+    # /notes/{note_id} whatever the declaration order (stable otherwise).
+    out.sort(key=lambda r: len(_PATH_PARAM.findall(r.path)))
     return out

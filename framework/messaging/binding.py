@@ -68,6 +68,8 @@ def make_validator(tp: Any) -> Validator:
     """``validate(raw)``: JSON bytes or a decoded object in, a value of ``tp`` out."""
     if tp is bytes:
         return lambda raw: raw
+    vj: Callable[[Any], Any]
+    vp: Callable[[Any], Any]
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         vj, vp = tp.model_validate_json, tp.model_validate
     else:

@@ -61,7 +61,9 @@ class MessageHandler:
         return self.transports is None or transport in self.transports
 
 
-def _direct(bound: Callable[..., Any], order: tuple[str, ...], validate: Validator | None) -> Invoke:
+def _direct(
+    bound: Callable[..., Any], order: tuple[str, ...], validate: Validator | None
+) -> Invoke:
     """Call ``bound`` with its arguments in declaration order; returns what it returns."""
     if order == ("payload",):
         assert validate is not None
@@ -135,22 +137,26 @@ async def _compile(
             )
         return _awaitable(fn, _direct(bound, sig.order, validate))
 
+    invoke: Invoke
     if request_scoped:
 
-        async def invoke(raw: Any, ctx: Any) -> Any:
+        async def scoped(raw: Any, ctx: Any) -> Any:
             instance = await container.resolve(rec, {REQUEST: ctx})
             return await make_invoke(instance)(raw, ctx)
 
+        invoke = scoped
     else:
         invoke = make_invoke(rec.instance)
 
-    call = invoke
+    call: Invoke = invoke
     if pipeline:
         kind, pattern = meta.kind, meta.pattern
 
-        async def call(raw: Any, ctx: Any) -> Any:
+        async def piped(raw: Any, ctx: Any) -> Any:
             ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
             return await pipeline.run(ectx, lambda: invoke(raw, ctx))
+
+        call = piped
 
     return MessageHandler(
         kind=meta.kind,

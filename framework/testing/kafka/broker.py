@@ -192,15 +192,15 @@ def ensure_kafka_jars(
 
     if complete():
         return libs
+    mvn_path = shutil.which(mvn)
+    if mvn_path is None:
+        raise KafkaBrokerError(
+            f"Maven executable {mvn!r} not found on PATH; install Maven 3.6+ "
+            f"(or set {BOOTSTRAP_ENV_VAR} to use an existing Kafka cluster)"
+        )
     with _file_lock(home.parent / f"kafka-{version}.lock"):
         if complete():
             return libs
-        mvn_path = shutil.which(mvn)
-        if mvn_path is None:
-            raise KafkaBrokerError(
-                f"Maven executable {mvn!r} not found on PATH; install Maven 3.6+ "
-                f"(or set {BOOTSTRAP_ENV_VAR} to use an existing Kafka cluster)"
-            )
         home.mkdir(parents=True, exist_ok=True)
         pom_path = home / _POM_NAME
         pom_path.write_bytes(pom)
@@ -631,6 +631,8 @@ class LocalKafkaBroker:
         assert self._data_dir is not None
         cmd = [
             self.java,
+            # Keep the error visible: do not bury it under the ~400-line config dump.
+            "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.common.config.AbstractConfig=warn",
             "-cp",
             self._classpath(),
             "kafka.tools.StorageTool",

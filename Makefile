@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test install install-test-deps lint typecheck pytest bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+install: $(PY)
+	$(PIP) install -q -e .
+
+## Run the example app on http://127.0.0.1:8000 (in-memory transport, nothing else needed).
+run: install
+	$(PY) -m example_app
+
+## Install everything the tests need (Python packages, Kafka jars, npm packages, Chromium),
+## then run the quality gates and the whole test suite.
+test: install-test-deps lint typecheck pytest
+
+install-test-deps: $(PY)
+	$(PIP) install -q -e '.[test]'
+	bash scripts/install-test-deps.sh
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck:
+	$(PY) -m mypy --strict framework/
+
+pytest:
+	$(PY) -m pytest -q
+
+bench: install
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""The example app: orders over HTTP and message patterns, with live updates."""

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from collections import deque
+
+from framework import injectable
+
+from example_app.orders.models import OrderCreated
+
+
+@injectable()
+class NotificationFeed:
+    """The latest notifications, bounded like every buffer in the app."""
+
+    def __init__(self) -> None:
+        self.items: deque[str] = deque(maxlen=100)
+
+    def add(self, event: OrderCreated) -> None:
+        self.items.appendleft(f"New order #{event.id} from {event.customer}: {event.total:.2f}")
