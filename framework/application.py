@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
 
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
@@ -27,15 +29,48 @@ from framework.di.lifecycle import call_hook
 from framework.di.metadata import Provider, Scope, value_provider
 from framework.exceptions import ConfigurationError
 from framework.http.routing import HttpRoute, build_http_routes
-from framework.messaging.pipeline import GlobalEnhancers
-from framework.messaging.router import Router, build_router
 from framework.messaging.codecs import encode
+from framework.messaging.pipeline import GlobalEnhancers
+from framework.messaging.router import MessageHandler, Router, build_router
 from framework.transports.base import ClientProxy, PublishRelay, Transport
 from framework.transports.memory import MemoryTransport
 
 T = TypeVar("T")
 
 logger = logging.getLogger("framework")
+
+
+@dataclass(frozen=True, slots=True)
+class AppDescription:
+    """What an app serves, from ``Application.describe()``.
+
+    Attributes:
+        transports: the names of the app's transports, in start order.
+        http_routes: the controllers' HTTP and ``@sse`` routes, in matching order.
+        endpoints: ``(transport name, starlette route)`` for every endpoint a transport
+            mounts on the HTTP server (a WebSocket path, an SSE stream).
+        handlers: every compiled ``@message_pattern``/``@event_pattern`` handler.
+    """
+
+    transports: list[str]
+    http_routes: list[HttpRoute]
+    endpoints: list[tuple[str, BaseRoute]]
+    handlers: list[MessageHandler]
+
+
+class _ProbeHost:
+    """The ``TransportHost`` that ``describe()`` binds transports to."""
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    @property
+    def router(self) -> Router:
+        return self._router
+
+    @property
+    def logger(self) -> logging.Logger:
+        return logger
 
 
 class Application:
@@ -113,10 +148,8 @@ class Application:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Build and start everything (see the module docstring for the order)."""
-        if self._started:
-            return
+    async def _build(self) -> tuple[Container, Router, list[HttpRoute]]:
+        """Scan the graph, create the singletons, compile handlers and routes."""
         core: list[Any] = [
             value_provider(ClientProxy, self.default_client),
             value_provider(Application, self),
@@ -127,10 +160,42 @@ class Application:
             self.root_module, extra_global_providers=core, overrides=self._overrides
         )
         await container.instantiate()
+        router = await build_router(container, self._enhancers)
+        container.find(Router).instance = router
+        return container, router, await build_http_routes(container, self._enhancers)
+
+    async def describe(self) -> AppDescription:
+        """What the app serves: HTTP routes, transport endpoints and message handlers.
+
+        On an app that is not running, the graph is built apart from the app: providers
+        are created (async factories awaited) but no lifecycle hook runs, no client
+        connects and no transport starts. Used by ``framework routes``.
+
+        Raises:
+            ConfigurationError: the app is wired wrongly (as ``start`` would raise).
+        """
+        if self._started:
+            router, http_routes = self.router, self.http_routes
+        else:
+            _, router, http_routes = await self._build()
+            probe = _ProbeHost(router)
+            for transport in self.transports:
+                # Bound again by start(); transports may need the router to list routes.
+                transport.bind(probe)
+        endpoints = [(t.name, route) for t in self.transports for route in t.routes()]
+        return AppDescription(
+            transports=[t.name for t in self.transports],
+            http_routes=list(http_routes),
+            endpoints=endpoints,
+            handlers=list(router.handlers),
+        )
+
+    async def start(self) -> None:
+        """Build and start everything (see the module docstring for the order)."""
+        if self._started:
+            return
+        container, self._router, self.http_routes = await self._build()
         self._container = container
-        self._router = await build_router(container, self._enhancers)
-        container.find(Router).instance = self._router
-        self.http_routes = await build_http_routes(container, self._enhancers)
         routes = [r.route for r in self.http_routes]
         for transport in self.transports:
             transport.bind(self)
@@ -248,13 +313,42 @@ class Application:
     async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
         await self._starlette(scope, receive, send)
 
-    def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
-        """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
+    async def drain(self) -> None:
+        """Let transports end long-lived connections gracefully (WebSocket close 1001)
+        before the HTTP server drops them; ``server()``/``run()`` call it at shutdown."""
+        for transport in reversed(self.transports):
+            try:
+                await transport.drain()
+            except Exception:
+                logger.exception("Transport %s failed to drain", transport.name)
+
+    def server(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> Any:
+        """The ``uvicorn.Server`` that ``run()`` uses; ``await server.serve()`` runs it in
+        your own event loop. Transports add their settings (``server_options()``); yours
+        win. On shutdown it stops accepting, drains the transports, then lets uvicorn
+        close what is left."""
         import uvicorn
 
-        options: dict[str, Any] = {"log_level": "info", "ws": "websockets"}
+        app = self
+
+        class DrainingServer(uvicorn.Server):
+            async def shutdown(self, sockets: Any = None) -> None:
+                for server in self.servers:
+                    server.close()
+                await app.drain()
+                await super().shutdown(sockets)
+
+        # websockets-sansio: the non-deprecated websockets implementation, and the
+        # fastest of uvicorn's (see docs/transports/websocket.md).
+        options: dict[str, Any] = {"log_level": "info", "ws": "websockets-sansio"}
+        for transport in self.transports:
+            options.update(transport.server_options())
         options.update(uvicorn_options)
-        uvicorn.run(cast(Any, self), host=host, port=port, **options)
+        return DrainingServer(uvicorn.Config(cast(Any, self), host=host, port=port, **options))
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
+        """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
+        self.server(host, port, **uvicorn_options).run()
 
 
 def create_app(

@@ -157,7 +157,9 @@ def _build_endpoint(
         binders.append((name, _binder(name, hint, param.default, path_params, owner)))
     status = meta.status_code or (201 if meta.method == "POST" else 200)
     request_scoped = rec.scope is not Scope.SINGLETON
-    heartbeat = float(dict(meta.options).get("heartbeat", 15.0))
+    sse_options = dict(meta.options)
+    if unknown := set(sse_options) - {"heartbeat", "max_buffer"}:
+        raise ConfigurationError(f"{owner}: unknown @sse options {sorted(unknown)}")
 
     async def invoke(request: Request) -> Any:
         instance = (
@@ -187,7 +189,7 @@ def _build_endpoint(
         if meta.kind == "sse":
             if not hasattr(result, "__aiter__"):
                 raise ConfigurationError(f"{owner} is an @sse route; return an async iterator")
-            return EventStreamResponse(result, heartbeat=heartbeat, where=owner)  # type: ignore[return-value]
+            return EventStreamResponse(result, where=owner, **sse_options)
         if result is None:
             return Response(b"", status)
         return json_response(result, status)

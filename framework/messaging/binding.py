@@ -71,7 +71,9 @@ def make_validator(tp: Any) -> Validator:
     vj: Callable[[Any], Any]
     vp: Callable[[Any], Any]
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        vj, vp = tp.model_validate_json, tp.model_validate
+        # The core validator directly: model_validate_json's wrapper costs ~0.3 us a call.
+        vj = tp.__pydantic_validator__.validate_json
+        vp = tp.__pydantic_validator__.validate_python
     else:
         adapter: TypeAdapter[Any] = TypeAdapter(tp)
         vj, vp = adapter.validate_json, adapter.validate_python

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from framework.exceptions import ForbiddenException
@@ -28,12 +27,25 @@ async def _maybe_await(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
 class Pipeline:
-    guards: Sequence[Any] = ()
-    interceptors: Sequence[Any] = ()
-    filters: Sequence[Any] = ()
-    pipes: Sequence[Any] = ()
+    """The enhancers of one handler, with sync/async resolved once at start-up."""
+
+    __slots__ = ("_checks", "filters", "guards", "interceptors", "pipes")
+
+    def __init__(
+        self,
+        guards: Sequence[Any] = (),
+        interceptors: Sequence[Any] = (),
+        filters: Sequence[Any] = (),
+        pipes: Sequence[Any] = (),
+    ) -> None:
+        self.guards = tuple(guards)
+        self.interceptors = tuple(interceptors)
+        self.filters = tuple(filters)
+        self.pipes = tuple(pipes)
+        self._checks = tuple(
+            (g.can_activate, inspect.iscoroutinefunction(g.can_activate)) for g in self.guards
+        )
 
     def __bool__(self) -> bool:
         return bool(self.guards or self.interceptors or self.filters or self.pipes)
@@ -44,9 +56,11 @@ class Pipeline:
         return value
 
     async def run(self, ectx: ExecutionContext, inner: Inner) -> Any:
+        """Guards, then interceptors around ``inner``; filters catch what escapes."""
         try:
-            for guard in self.guards:
-                if not await _maybe_await(guard.can_activate(ectx)):
+            for check, is_async in self._checks:
+                allowed = await check(ectx) if is_async else check(ectx)
+                if not allowed:
                     raise ForbiddenException()
             if not self.interceptors:
                 return await inner()
@@ -59,12 +73,9 @@ class Pipeline:
             raise
 
     def _intercept(self, index: int, ectx: ExecutionContext, inner: Inner) -> Awaitable[Any]:
-        if index == len(self.interceptors):
-            return inner()
-
-        def call_next() -> Awaitable[Any]:
-            return self._intercept(index + 1, ectx, inner)
-
+        last = index == len(self.interceptors) - 1
+        # The innermost interceptor gets ``inner`` itself: no extra closure per message.
+        call_next = inner if last else lambda: self._intercept(index + 1, ectx, inner)
         result: Awaitable[Any] = self.interceptors[index].intercept(ectx, call_next)
         return result
 

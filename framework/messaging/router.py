@@ -150,11 +150,11 @@ async def _compile(
 
     call: Invoke = invoke
     if pipeline:
-        kind, pattern = meta.kind, meta.pattern
+        kind, pattern, run = meta.kind, meta.pattern, pipeline.run
 
-        async def piped(raw: Any, ctx: Any) -> Any:
+        def piped(raw: Any, ctx: Any) -> Awaitable[Any]:
             ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
-            return await pipeline.run(ectx, lambda: invoke(raw, ctx))
+            return run(ectx, lambda: invoke(raw, ctx))
 
         call = piped
 

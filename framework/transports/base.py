@@ -57,6 +57,18 @@ class Transport(ABC):
         """Starlette routes to mount on the app's HTTP server (WebSocket, SSE)."""
         return []
 
+    def server_options(self) -> dict[str, Any]:
+        """uvicorn settings this transport needs on the app's HTTP server (applied by
+        ``Application.server``/``run``; e.g. WebSocket frame size and keepalive)."""
+        return {}
+
+    async def drain(self) -> None:  # noqa: B027 - optional for transports without connections
+        """End long-lived connections gracefully (WebSocket close 1001, SSE streams).
+
+        Called when the HTTP server starts shutting down, before it drops the
+        connections it still holds; ``stop`` follows later.
+        """
+
     def create_client(self) -> ClientProxy | None:
         """A client that talks to services over this transport, if it has one."""
         return None

@@ -27,6 +27,7 @@ from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler, run_event_handlers
 from framework.transports.base import ClientProxy, Transport
+from framework.transports.channel import BoundedChannel
 
 _Event = tuple[str, bytes, Mapping[str, str] | None]
 
@@ -51,13 +52,15 @@ class MemoryTransport(Transport):
         self.max_queue = max_queue
         self.workers = workers
         self.default_timeout = default_timeout
-        self._queue: asyncio.Queue[_Event | None] | None = None
+        self._queue: BoundedChannel[_Event | None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue(self.max_queue)
+        self._queue = BoundedChannel(self.max_queue)
         self._tasks = [
-            asyncio.create_task(self._work(), name=f"memory-transport-{i}")
+            # The worker gets the queue now: stop() clears self._queue, possibly before
+            # a worker first runs, and the events queued by then must still be handled.
+            asyncio.create_task(self._work(self._queue), name=f"memory-transport-{i}")
             for i in range(self.workers)
         ]
 
@@ -84,28 +87,35 @@ class MemoryTransport(Transport):
         queue = self._queue
         if queue is None:
             raise TransportError("The memory transport is not running; start the app first")
-        try:
-            queue.put_nowait((pattern, raw, headers))
-        except asyncio.QueueFull:
-            await queue.put((pattern, raw, headers))
+        await queue.put((pattern, raw, headers))
 
-    async def _work(self) -> None:
-        queue = self._queue
-        assert queue is not None
-        router = self.host.router
+    async def _work(self, queue: BoundedChannel[_Event | None]) -> None:
+        router, name, logger = self.host.router, self.name, self.host.logger
         while True:
             item = await queue.get()
-            if item is None:
-                return
-            pattern, raw, headers = item
-            handlers = router.find_events(pattern, self.name)
-            if not handlers:
-                self.host.logger.warning("No event handler for pattern %r; event dropped", pattern)
-                continue
-            ctx = None
-            if any(h.needs_context for h in handlers):
-                ctx = MessageContext(pattern, self.name, headers, raw)
-            await run_event_handlers(handlers, raw, ctx)
+            # Drain what is already queued without awaiting between items.
+            while item is not None:
+                pattern, raw, headers = item
+                handlers = router.find_events(pattern, name)
+                if len(handlers) == 1:
+                    handler = handlers[0]
+                    ctx = MessageContext(pattern, name, headers, raw) if handler.needs_context else None
+                    try:
+                        await handler.call(raw, ctx)
+                    except Exception:
+                        logger.exception("Event handler %s failed for %r", handler.name, pattern)
+                elif handlers:
+                    ctx = None
+                    if any(h.needs_context for h in handlers):
+                        ctx = MessageContext(pattern, name, headers, raw)
+                    await run_event_handlers(handlers, raw, ctx)
+                else:
+                    logger.warning("No event handler for pattern %r; event dropped", pattern)
+                ok, item = queue.try_get()
+                if not ok:
+                    break  # nothing buffered: wait for the next item
+            else:
+                return  # None: stop() asked this worker to end
 
     # -- requests -------------------------------------------------------------------
 
@@ -206,4 +216,7 @@ class MemoryClient(ClientProxy):
         key: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        await self.transport.enqueue(pattern, encode(data), headers)
+        queue = self.transport._queue
+        item = (pattern, encode(data), headers)
+        if queue is None or not queue.try_put(item):
+            await self.transport.enqueue(*item)  # waits for room, or says it is not running

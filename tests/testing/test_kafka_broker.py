@@ -28,9 +28,10 @@ from framework.testing.kafka.pytest_fixtures import (  # noqa: F401
     kafka_bootstrap_servers,
     local_kafka_broker,
 )
+from tests.timing import TIME_FACTOR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_TIMEOUT_S = 60.0  # upper bound for each async test body, in seconds
+TEST_TIMEOUT_S = 60.0 * TIME_FACTOR  # upper bound for each test body, in seconds
 
 
 def _name(prefix: str) -> str:
@@ -149,7 +150,7 @@ def test_module_cli_starts_and_stops_on_sigterm() -> None:
                 pass
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=30)
+            code = proc.wait(timeout=30 * TIME_FACTOR)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -168,9 +169,9 @@ def test_main_uses_existing_cluster_from_env(
 ) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")
     assert main([]) == 0
-    out = capsys.readouterr().out
-    assert "KAFKA_BOOTSTRAP_SERVERS=kafka.example:9092" in out
-    assert "existing" in out
+    captured = capsys.readouterr()
+    assert captured.out == "KAFKA_BOOTSTRAP_SERVERS=kafka.example:9092\n"
+    assert "existing" in captured.err
 
 
 def test_maven_failure_names_the_command(tmp_path: Path) -> None:

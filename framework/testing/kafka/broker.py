@@ -132,6 +132,27 @@ def _read_tail(path: Path, lines: int = _LOG_TAIL_LINES, max_bytes: int = 64_000
     return _tail(data.decode("utf-8", "replace"), lines)
 
 
+def _error_lines(path: Path, limit: int = 12) -> str:
+    """Return the first ERROR/FATAL/exception lines of a broker log, deduplicated."""
+    seen: list[str] = []
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                text = line.rstrip()
+                if (
+                    " ERROR " in text
+                    or " FATAL " in text
+                    or text.startswith("Caused by:")
+                    or ("Exception" in text and not text.startswith("\tat "))
+                ) and text not in seen:
+                    seen.append(text)
+                    if len(seen) >= limit:
+                        break
+    except OSError:
+        return ""
+    return "\n".join(seen)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on *path* (no-op where ``fcntl`` is missing)."""
@@ -357,8 +378,11 @@ class LocalKafkaBroker:
         controller_port: KRaft controller port; ``None`` picks a free one.
         heap: JVM heap flags, split with :func:`shlex.split`.
         jvm_args: Further JVM flags (default: C1 only, for a fast start).
-        startup_timeout: Limit for formatting plus start until ready, in seconds.
+        startup_timeout: Limit for formatting plus start until ready, in seconds (jar
+            resolution by :func:`ensure_kafka_jars` is not counted).
         stop_timeout: Time between SIGTERM and SIGKILL in :meth:`stop`, in seconds.
+        port_retries: Extra start attempts with new ports when a port this object picked
+            was taken by someone else before the broker bound it (count).
         session_timeout: KRaft broker session timeout, in seconds. After :meth:`kill`,
             the restarted broker waits this long for its old registration to expire
             (Kafka's default is 9 s; 3 s keeps restarts quick).
@@ -385,6 +409,7 @@ class LocalKafkaBroker:
         jvm_args: Sequence[str] = ("-XX:TieredStopAtLevel=1",),
         startup_timeout: float = 90.0,
         stop_timeout: float = 15.0,
+        port_retries: int = 2,
         session_timeout: float = 3.0,
         probe_interval: float = 0.2,
         probe_timeout: float = 2.0,
@@ -399,6 +424,9 @@ class LocalKafkaBroker:
         self.host = host
         self._port = port
         self._controller_port = controller_port
+        self._initial_port = port
+        self._initial_controller_port = controller_port
+        self.port_retries = port_retries
         self.heap = heap
         self.jvm_args = tuple(jvm_args)
         self.startup_timeout = startup_timeout
@@ -418,7 +446,7 @@ class LocalKafkaBroker:
         self._libs: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.last_start_seconds: float | None = None
-        """Wall time of the last successful :meth:`start`/:meth:`restart`, in seconds."""
+        """Seconds the last successful :meth:`start`/:meth:`restart` took (jars excluded)."""
 
     # -- properties ----------------------------------------------------------------
 
@@ -477,26 +505,47 @@ class LocalKafkaBroker:
         """
         if self.is_running():
             raise KafkaBrokerError(f"broker already running on {self.bootstrap_servers}")
-        started = time.monotonic()
-        deadline = started + self.startup_timeout
         self._libs = ensure_kafka_jars(self.cache_dir, mvn=self.mvn)
         self._check_java()
+        started = time.monotonic()
+        deadline = started + self.startup_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            auto_ports = self._pick_ports()
+            self._prepare_data_dir()
+            try:
+                self._format_storage(deadline)
+                self._launch()
+                self._wait_ready(deadline)
+            except KafkaBrokerError as exc:
+                self.stop()
+                # A free port picked by us can be taken before the JVM binds it: retry.
+                retry = auto_ports and attempt <= self.port_retries
+                if not (retry and "Address already in use" in str(exc)):
+                    raise
+                self._port = self._initial_port
+                self._controller_port = self._initial_controller_port
+                continue
+            except BaseException:
+                self.stop()
+                raise
+            break
+        self.last_start_seconds = time.monotonic() - started
+        return self
+
+    def _pick_ports(self) -> bool:
+        """Choose free ports where none were given; return whether any was chosen here."""
+        chosen = False
         if self._port is None:
             self._port = _free_port(self.host)
+            chosen = True
         if self._controller_port is None:
             self._controller_port = _free_port(self.host)
             while self._controller_port == self._port:
                 self._controller_port = _free_port(self.host)
-        self._prepare_data_dir()
-        try:
-            self._format_storage(deadline)
-            self._launch()
-            self._wait_ready(deadline)
-        except BaseException:
-            self.stop()
-            raise
-        self.last_start_seconds = time.monotonic() - started
-        return self
+            chosen = True
+        return chosen
 
     def restart(self) -> Self:
         """Start the broker again on the same ports and data folder.
@@ -709,14 +758,14 @@ class LocalKafkaBroker:
             if code is not None:
                 raise KafkaBrokerError(
                     f"Kafka broker exited with code {code} during start-up; "
-                    f"log {self.log_file}:\n{self._log_tail()}"
+                    f"{self._failure_report()}"
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise KafkaBrokerError(
                     f"Kafka broker on {self.bootstrap_servers} not ready within "
                     f"{self.startup_timeout:g} s (last probe: {reason}); "
-                    f"log {self.log_file}:\n{self._log_tail()}"
+                    f"{self._failure_report()}"
                 )
             probe = _probe_metadata(
                 self.host, self.port, _NODE_ID, max(0.1, min(self.probe_timeout, remaining))
@@ -730,6 +779,30 @@ class LocalKafkaBroker:
     def _log_tail(self) -> str:
         log_file = self.log_file
         return _read_tail(log_file) if log_file is not None else "<no log>"
+
+    def _failure_report(self) -> str:
+        """Describe a failed start: first error lines, log tail, and where the log is.
+
+        A log inside a temporary data folder is copied out first, because the folder is
+        removed when the failed start cleans up.
+        """
+        log_file = self.log_file
+        if log_file is None or not log_file.exists():
+            return "no broker log"
+        where = str(log_file)
+        if (
+            self._owns_data_dir
+            and self._data_dir is not None
+            and log_file.is_relative_to(self._data_dir)
+        ):
+            fd, saved = tempfile.mkstemp(prefix="framework-kafka-failed-", suffix=".log")
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                shutil.copyfile(log_file, saved)
+                where = f"{saved} (copy; the data folder is removed)"
+        errors = _error_lines(log_file)
+        first = f"first errors:\n{errors}\n" if errors else ""
+        return f"broker log: {where}\n{first}log tail:\n{_read_tail(log_file, 30)}"
 
     def _terminate(self, *, graceful: bool) -> None:
         proc = self._proc
@@ -769,7 +842,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Command-line arguments without the program name; ``None`` uses ``sys.argv``.
 
     Returns:
-        The process exit code: 0 after a clean stop, 1 if the broker failed.
+        The process exit code: 0 after a clean stop, 1 if the broker failed, 130 if
+        interrupted during start-up.
     """
     parser = argparse.ArgumentParser(
         prog="python -m framework.testing.kafka",
@@ -785,14 +859,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     existing = os.environ.get(BOOTSTRAP_ENV_VAR)
     if existing:
-        print(f"{BOOTSTRAP_ENV_VAR}={existing}")
-        print(f"Using the existing Kafka cluster from ${BOOTSTRAP_ENV_VAR}; not starting one.")
+        print(f"{BOOTSTRAP_ENV_VAR}={existing}", flush=True)
+        print(
+            f"Using the existing Kafka cluster from ${BOOTSTRAP_ENV_VAR}; not starting one.",
+            file=sys.stderr,
+        )
         return 0
 
     stop_requested = threading.Event()
+    ready = False
 
     def on_signal(signum: int, _frame: object) -> None:
-        stop_requested.set()
+        if ready:
+            stop_requested.set()
+        else:  # abort start-up; start() cleans up on the way out
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     broker = LocalKafkaBroker(
@@ -800,7 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         print(
-            f"Starting Apache Kafka {kafka_version()} (first run resolves jars with Maven)...",
+            f"Starting Apache Kafka {kafka_version()} (the first run resolves jars with Maven)...",
             file=sys.stderr,
             flush=True,
         )
@@ -809,6 +890,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KafkaBrokerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            print("Interrupted during start-up.", file=sys.stderr)
+            return 130
+        ready = True
         print(f"{BOOTSTRAP_ENV_VAR}={broker.bootstrap_servers}", flush=True)
         print(
             f"Kafka ready in {broker.last_start_seconds or 0.0:.1f} s (pid {broker.pid}, "
@@ -818,13 +903,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         while not stop_requested.wait(0.5):
             if not broker.is_running():
-                print(
-                    f"error: Kafka broker exited; log tail:\n{broker._log_tail()}", file=sys.stderr
-                )
+                print(f"error: Kafka broker exited; {broker._failure_report()}", file=sys.stderr)
                 return 1
         print("Stopping Kafka...", file=sys.stderr, flush=True)
         return 0
     finally:
+        ready = False
         broker.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,220 @@
+"""Kafka consume throughput: the framework's ``@event_pattern`` handler vs a bare loop.
+
+Both read the same pre-produced records (small JSON orders, one topic) in a fresh
+consumer group from the earliest offset, validate each into the same pydantic model and
+call a handler that counts it; both commit offsets (at least once) every 1,000 records.
+
+- framework: ``KafkaTransport`` (getmany batches, per-partition lanes, watermark commits).
+- bare: an ``AIOKafkaConsumer.getmany`` loop with ``enable_auto_commit=False``, the same
+  validator call and the same handler, ``commit()`` every 1,000 records in a background
+  task (one at a time, as aiokafka's docs suggest), so commits do not stall the loop.
+- FastStream (if installed): ``@broker.subscriber`` with the model as parameter, once with
+  its default ``AckPolicy.ACK_FIRST`` (auto-commit: weaker than at least once) and once
+  with ``AckPolicy.ACK`` (commit after each message, at least once) on fewer records.
+
+The rate is records / (last record handled - first record handled): group joins and
+start-up do not count. Best of ``--repeats`` runs each.
+
+Run: ``python benchmarks/kafka_consume.py [--records 200000] [--partitions 1]``
+(starts a broker unless ``KAFKA_BOOTSTRAP_SERVERS`` is set). Target ratio: >= 0.8.
+"""
+
+import argparse
+import asyncio
+import logging
+import time
+import uuid
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from pydantic import BaseModel
+
+from benchmarks._kafka import create_topic, kafka_cluster, produce, unique
+from framework import controller, create_app, event_pattern, injectable, module
+from framework.transports.kafka import KafkaTransport
+
+
+class Order(BaseModel):
+    id: int
+    customer: str
+    total: float
+
+
+class Sink:
+    """Counts handled records and notes when the first and the last arrived."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.done = asyncio.Event()
+
+    def record(self, order: Order) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first = time.perf_counter()
+        if self.count == self.target:
+            self.last = time.perf_counter()
+            self.done.set()
+
+    def rate(self) -> float:
+        return (self.target - 1) / (self.last - self.first)
+
+
+async def run_framework(bootstrap: str, topic: str, n: int) -> float:
+    sink = Sink(n)
+
+    @injectable()
+    class Orders:
+        def __init__(self) -> None:
+            self.sink = sink
+
+    @controller()
+    class OrdersController:
+        def __init__(self, orders: Orders) -> None:
+            self.sink = orders.sink
+
+        @event_pattern(topic)
+        async def on_order(self, order: Order) -> None:
+            self.sink.record(order)
+
+    @module(controllers=[OrdersController], providers=[Orders])
+    class BenchModule:
+        pass
+
+    transport = KafkaTransport(
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-fw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        commit_every=1000,
+    )
+    async with create_app(BenchModule, transports=[transport]):
+        await asyncio.wait_for(sink.done.wait(), 120)
+    return sink.rate()
+
+
+async def run_bare(bootstrap: str, topic: str, n: int) -> float:
+    sink = Sink(n)
+    validate = Order.__pydantic_validator__.validate_json
+
+    async def handler(order: Order) -> None:
+        sink.record(order)
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        since_commit = 0
+        offsets: dict[Any, int] = {}
+        committing: asyncio.Task[None] | None = None
+        while sink.count < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            for tp, records in batches.items():
+                for record in records:
+                    await handler(validate(record.value))
+                offsets[tp] = records[-1].offset + 1
+                since_commit += len(records)
+            if since_commit >= 1000 and (committing is None or committing.done()):
+                committing = asyncio.create_task(consumer.commit(dict(offsets)))
+                since_commit = 0
+        if committing is not None:
+            await committing
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+    return sink.rate()
+
+
+async def run_faststream(bootstrap: str, topic: str, n: int, ack: bool) -> float:
+    from faststream import AckPolicy
+    from faststream.kafka import KafkaBroker
+
+    sink = Sink(n)
+    broker = KafkaBroker(bootstrap, logger=None)
+    policy = AckPolicy.ACK if ack else AckPolicy.ACK_FIRST
+
+    @broker.subscriber(  # type: ignore[misc]
+        topic,
+        group_id=f"bench-fs-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        ack_policy=policy,
+    )
+    async def on_order(order: Order) -> None:
+        sink.record(order)
+
+    await broker.start()
+    try:
+        await asyncio.wait_for(sink.done.wait(), 300)
+    finally:
+        await broker.stop()
+    return sink.rate()
+
+
+async def best(label: str, repeats: int, run: Any) -> float:
+    rates = []
+    for _ in range(repeats):
+        rates.append(await run())
+    print(f"  {label}: " + ", ".join(f"{r:,.0f}" for r in rates) + " records/s")
+    return max(rates)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--faststream-ack-records", type=int, default=5_000)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    n = args.records
+    with kafka_cluster() as bootstrap:
+        topic = unique("bench.consume")
+        await create_topic(bootstrap, topic, args.partitions)
+        values = [
+            Order(id=i, customer=f"customer-{i % 1000}", total=i * 0.5).model_dump_json().encode()
+            for i in range(n)
+        ]
+        await produce(bootstrap, topic, values)
+        print(f"{n:,} records on {topic} ({args.partitions} partition(s)), best of {args.repeats}")
+        ours = theirs = 0.0
+        for _ in range(args.repeats):
+            # Interleave, so a noisy moment hurts both sides alike.
+            ours = max(ours, await best("framework", 1, lambda: run_framework(bootstrap, topic, n)))
+            theirs = max(
+                theirs, await best("bare aiokafka", 1, lambda: run_bare(bootstrap, topic, n))
+            )
+        ratio = ours / theirs
+        verdict = "OK" if ratio >= 0.8 else "BELOW TARGET"
+        print(f"consume: framework {ours:,.0f} records/s, bare aiokafka {theirs:,.0f} records/s")
+        print(f"consume: ratio {ratio:.2f} (target >= 0.8) {verdict}")
+        try:
+            fs_version = version("faststream")
+        except PackageNotFoundError:
+            print("FastStream: not installed (pip install 'faststream[kafka]'); skipped")
+            return
+        fs = await best(
+            f"FastStream {fs_version} ACK_FIRST",
+            1,
+            lambda: run_faststream(bootstrap, topic, n, ack=False),
+        )
+        m = min(n, args.faststream_ack_records)
+        fs_ack = await best(
+            f"FastStream {fs_version} ACK ({m:,} records)",
+            1,
+            lambda: run_faststream(bootstrap, topic, m, ack=True),
+        )
+        print(
+            f"consume: framework / FastStream {fs_version} (auto-commit) = {ours / fs:.2f}; "
+            f"framework / FastStream (AckPolicy.ACK, at least once) = {ours / fs_ack:.1f}"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

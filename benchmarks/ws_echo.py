@@ -1,0 +1,223 @@
+"""WebSocket echo throughput: a gateway handler with validation, against bare servers.
+
+Servers (each in its own process, one at a time, same machine):
+
+- framework (ASGI): a ``@websocket_gateway`` whose ``@subscribe_message("echo")``
+  handler validates a pydantic model and returns it, served by ``app.server()`` (uvicorn,
+  websockets-sansio) on the app's HTTP port;
+- framework (standalone): the same app with ``WebSocketTransport(port=...)``, on its
+  own ``websockets`` server;
+- bare websockets: ``async for m in ws: await ws.send(m)`` (websockets.asyncio);
+- bare starlette: a starlette WebSocket endpoint echoing text under the same uvicorn.
+
+The load is ``benchmarks/node/load.mjs`` (Node ``ws``; run ``npm ci`` in
+benchmarks/node once): 10 and 100 connections, ``INFLIGHT`` frames in flight on each.
+
+Run: ``python benchmarks/ws_echo.py [seconds]``. Target: framework (ASGI) >= 0.9x bare
+websockets. Prints messages per second and ratios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from framework import Application, create_app, module
+from framework.transports.websocket import (
+    WebSocketTransport,
+    subscribe_message,
+    websocket_gateway,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_DIR = ROOT / "benchmarks" / "node"
+INFLIGHT = 8
+FRAME = json.dumps({"event": "echo", "data": {"id": 1, "text": "hello world"}, "id": 1})
+UVICORN = {
+    "log_level": "warning",
+    "ws": "websockets-sansio",
+    "ws_per_message_deflate": False,
+    "ws_max_size": 1024 * 1024,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# -- servers (run in child processes) ----------------------------------------------------
+
+
+class Msg(BaseModel):
+    id: int
+    text: str
+
+
+@websocket_gateway()
+class EchoGateway:
+    @subscribe_message("echo")
+    async def echo(self, msg: Msg) -> Msg:
+        return msg
+
+
+@module(providers=[EchoGateway])
+class EchoModule:
+    pass
+
+
+def framework_app(port: int | None) -> Application:
+    transport = WebSocketTransport("/ws", port=port, ping_interval=None)
+    return create_app(EchoModule, transports=[transport])
+
+
+async def serve(kind: str, port: int) -> None:
+    if kind == "framework-asgi":
+        app = framework_app(None)
+        await app.server("127.0.0.1", port, **UVICORN).serve()
+    elif kind == "framework-standalone":
+        app = framework_app(port)
+        async with app:
+            await asyncio.Event().wait()
+    elif kind == "bare-websockets":
+        from websockets.asyncio.server import ServerConnection
+        from websockets.asyncio.server import serve as ws_serve
+
+        async def echo(ws: ServerConnection) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        async with ws_serve(echo, "127.0.0.1", port, compression=None, ping_interval=None):
+            await asyncio.Event().wait()
+    elif kind == "bare-starlette":
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.routing import WebSocketRoute
+        from starlette.websockets import WebSocket, WebSocketDisconnect
+
+        async def endpoint(ws: WebSocket) -> None:
+            await ws.accept()
+            try:
+                while True:
+                    await ws.send_text(await ws.receive_text())
+            except WebSocketDisconnect:
+                pass
+
+        app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
+        await uvicorn.Server(uvicorn.Config(app, "127.0.0.1", port, **UVICORN)).serve()
+    else:
+        raise SystemExit(f"unknown server {kind}")
+
+
+# -- driver ------------------------------------------------------------------------------
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def pinned(cmd: list[str], cpu: int) -> list[str]:
+    """Pin to one CPU when ``taskset`` exists: server and load generator get a core
+    each instead of fighting over both."""
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu), *cmd]
+    return cmd
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(port: int, connections: int, seconds: float) -> tuple[float, int]:
+    url = f"ws://127.0.0.1:{port}/ws"
+    cmd = ["node", "load.mjs", "echo", url, str(connections), str(INFLIGHT), str(seconds), FRAME]
+    out = subprocess.run(
+        pinned(cmd, 1), cwd=NODE_DIR, capture_output=True, text=True, timeout=seconds + 30
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(result["rate"]), int(result["replies"])
+
+
+def start_server(kind: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, __file__, "--serve", kind, str(port)]
+    # Servers log a line per connection dropped by the load generator: keep them quiet.
+    server = subprocess.Popen(
+        pinned(cmd, 0), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_port(port)
+    return server, port
+
+
+KINDS = ["bare-websockets", "bare-starlette", "framework-asgi", "framework-standalone"]
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        asyncio.run(serve(sys.argv[2], int(sys.argv[3])))
+        return
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    if not (NODE_DIR / "node_modules" / "ws").is_dir():
+        raise SystemExit("Run `npm ci` in benchmarks/node first (needs the ws package)")
+    servers = {kind: start_server(kind) for kind in KINDS}
+    try:
+        for connections in (10, 100):
+            rates = dict.fromkeys(KINDS, 0.0)
+            cpu_us = dict.fromkeys(KINDS, float("inf"))
+            # Interleaved, best of ``repeats``: other load on the machine only slows runs.
+            # Server CPU per message is the steadier number on a busy machine.
+            for _ in range(repeats):
+                for kind in KINDS:
+                    server, port = servers[kind]
+                    before = cpu_seconds(server.pid)
+                    rate, replies = run_load(port, connections, seconds)
+                    used = cpu_seconds(server.pid) - before
+                    rates[kind] = max(rates[kind], rate)
+                    # CPU over warm-up + measurement, per message in the same window.
+                    cpu_us[kind] = min(cpu_us[kind], used / (replies + rate) * 1e6)
+            base = rates["bare-websockets"]
+            print(f"\n{connections} connections x {INFLIGHT} in flight, best of {repeats}:")
+            for kind, rate in rates.items():
+                print(
+                    f"  {kind:22s} {rate:10,.0f} msg/s  {rate / base:5.2f}x bare websockets"
+                    f"   server CPU {cpu_us[kind]:5.1f} us/msg"
+                )
+            asgi, star = rates["framework-asgi"], rates["bare-starlette"]
+            print(f"  framework (ASGI) / bare starlette: {asgi / star:.2f}x")
+            verdict = "OK" if asgi / base >= 0.9 else "BELOW TARGET"
+            print(f"  framework (ASGI) / bare websockets: {asgi / base:.2f}x (>= 0.9) {verdict}")
+            cpu_ratio = cpu_us["bare-websockets"] / cpu_us["framework-asgi"]
+            print(
+                f"  by server CPU per message, framework (ASGI): {cpu_ratio:.2f}x bare websockets"
+            )
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m framework``: the ``framework`` command."""
+
+from framework.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The ``framework`` command: run, routes, new, generate, kafka.
+
+Exit codes: 0 success, 1 an error in the app (import, wiring, start-up), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from framework.cli.errors import CliError, report
+
+__all__ = ["main"]
+
+
+def _kafka(args: Any) -> int:
+    from framework.testing.kafka import main as kafka_main
+
+    return kafka_main(args.broker_args)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a TCP port (0-65535)")
+    return value
+
+
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        help="module:attribute of an Application or a @module class (e.g. example_app.main:app)",
+    )
+    parser.add_argument(
+        "--app-dir", default=".", help="folder to import the target from (default: .)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    from framework.cli import generate, routes, run, scaffold
+
+    parser = argparse.ArgumentParser(
+        prog="framework",
+        description="Run, inspect and scaffold apps built with the framework.",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="on errors, print every traceback frame"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("run", help="serve an app with uvicorn")
+    _add_target(p)
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--reload", action="store_true", help="restart when a .py file changes")
+    scale.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
+    p.add_argument("--log-level", default="info", choices=run.LOG_LEVELS, help="(default: info)")
+    p.set_defaults(handler=run.command)
+
+    p = commands.add_parser("routes", help="list HTTP routes, endpoints and message patterns")
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(handler=routes.command)
+
+    p = commands.add_parser("new", help="create a new project folder")
+    p.add_argument("name", help="project folder (its last part names the package)")
+    p.add_argument(
+        "--framework-requirement",
+        default=None,
+        help="the framework dependency for pyproject.toml (default: this checkout)",
+    )
+    p.set_defaults(handler=scaffold.command)
+
+    p = commands.add_parser("generate", aliases=["g"], help="add a component to a module")
+    p.add_argument("kind", choices=generate.KINDS)
+    p.add_argument("name", help="component name, e.g. users or user-profile")
+    p.add_argument(
+        "--module",
+        default=None,
+        help="module file to register in, path.py or path.py:Class (default: app_module.py)",
+    )
+    p.set_defaults(handler=generate.command)
+
+    p = commands.add_parser("kafka", help="local Apache Kafka for development")
+    kafka = p.add_subparsers(dest="kafka_command", required=True, metavar="COMMAND")
+    # Its options (--port, --host, --startup-timeout, --heap, --help) go to the broker's
+    # own parser, so they are documented in one place.
+    start = kafka.add_parser("start", help="start a broker until Ctrl-C", add_help=False)
+    start.set_defaults(handler=_kafka)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``framework`` command; returns the process exit code.
+
+    Args:
+        argv: the arguments without the program name; ``None`` reads ``sys.argv``.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.handler is _kafka:
+        args.broker_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        code: int = args.handler(args)
+    except CliError as exc:
+        return report(exc, full_traceback=args.traceback)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return code

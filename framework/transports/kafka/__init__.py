@@ -1,0 +1,18 @@
+"""Apache Kafka transport (aiokafka), NestJS-compatible on the wire.
+
+- ``KafkaTransport``: serve ``@message_pattern``/``@event_pattern`` handlers from topics,
+  at least once, with retries and a dead-letter topic.
+- ``KafkaClient``: a ``ClientProxy`` for ``send``/``stream``/``emit``.
+- ``KafkaRelay``: carry ``app.publish`` events to every instance.
+- ``KafkaContext``: the record a handler is handling.
+
+See docs/transports/kafka.md.
+"""
+
+from framework.transports.kafka.client import KafkaClient
+from framework.transports.kafka.context import KafkaContext
+from framework.transports.kafka.relay import KafkaRelay
+from framework.transports.kafka.retry import RetryPolicy
+from framework.transports.kafka.server import KafkaTransport
+
+__all__ = ["KafkaClient", "KafkaContext", "KafkaRelay", "KafkaTransport", "RetryPolicy"]

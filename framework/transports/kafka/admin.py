@@ -1,0 +1,153 @@
+"""Shared plumbing: routing aiokafka options, creating topics before they are used."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+
+from framework.exceptions import ConfigurationError, TransportError
+
+_TOPIC_EXISTS = 36
+# Options the framework sets itself: passing them would silently change its guarantees.
+_RESERVED = frozenset({"loop", "bootstrap_servers", "group_id", "enable_auto_commit"})
+
+
+def _parameters(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls).parameters) - {"self", "topics"}
+
+
+CONSUMER_OPTIONS = _parameters(AIOKafkaConsumer)
+PRODUCER_OPTIONS = _parameters(AIOKafkaProducer)
+ADMIN_OPTIONS = _parameters(AIOKafkaAdminClient)
+
+
+def split_options(options: Mapping[str, Any], owner: str) -> tuple[dict[str, Any], ...]:
+    """Route aiokafka keyword options to the classes that accept them.
+
+    Returns:
+        ``(consumer, producer, admin)`` option dicts; an option shared by several
+        classes (``client_id``, ``security_protocol``, ``sasl_*``...) goes to each.
+
+    Raises:
+        ConfigurationError: an option no aiokafka class accepts, or one the framework
+            owns.
+    """
+    consumer: dict[str, Any] = {}
+    producer: dict[str, Any] = {}
+    admin: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in _RESERVED:
+            raise ConfigurationError(
+                f"{owner}: {name!r} is set by the framework; use the keyword argument "
+                "of the same meaning instead (see docs/transports/kafka.md)"
+            )
+        known = False
+        for accepted, target in (
+            (CONSUMER_OPTIONS, consumer),
+            (PRODUCER_OPTIONS, producer),
+            (ADMIN_OPTIONS, admin),
+        ):
+            if name in accepted:
+                target[name] = value
+                known = True
+        if not known:
+            raise ConfigurationError(
+                f"{owner}: unknown option {name!r}; pass AIOKafkaConsumer or "
+                "AIOKafkaProducer keyword arguments"
+            )
+    return consumer, producer, admin
+
+
+class TopicCreator:
+    """Creates topics once (idempotent), so producing to them never waits on a missing
+    topic and consumers see them at once.
+
+    Args:
+        bootstrap_servers: the cluster.
+        partitions: partitions of a new topic; ``None`` uses the broker's
+            ``num.partitions``.
+        replication_factor: replicas of a new topic; ``None`` uses the broker's
+            ``default.replication.factor``.
+        timeout: seconds to wait for the broker to create a topic and publish it.
+        options: aiokafka admin options (security settings, client id...).
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        *,
+        partitions: int | None,
+        replication_factor: int | None,
+        timeout: float,
+        options: Mapping[str, Any],
+    ) -> None:
+        self.partitions = partitions
+        self.replication_factor = replication_factor
+        self.timeout = timeout
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **options)
+        self._started = False
+        self._known: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def ensure(self, topics: Iterable[str]) -> None:
+        """Create the topics that do not exist yet and wait until the broker serves them.
+
+        Raises:
+            TransportError: the broker refused or did not answer within ``timeout``.
+        """
+        wanted = [t for t in dict.fromkeys(topics) if t not in self._known]
+        if not wanted:
+            return
+        async with self._lock:
+            wanted = [t for t in wanted if t not in self._known]
+            if not wanted:
+                return
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await self._create(wanted)
+            except (KafkaError, TimeoutError, OSError) as exc:
+                raise TransportError(
+                    f"Could not create Kafka topics {wanted}: {exc!r}; create them "
+                    "yourself or check the broker and its ACLs"
+                ) from exc
+            self._known.update(wanted)
+
+    async def _create(self, topics: list[str]) -> None:
+        if not self._started:
+            await self._admin.start()
+            self._started = True
+        # -1/-1 asks the broker for its defaults (KIP-464); aiokafka's NewTopic only
+        # accepts -1 when replica assignments are given, so pass an empty mapping.
+        partitions = -1 if self.partitions is None else self.partitions
+        replicas = -1 if self.replication_factor is None else self.replication_factor
+        default = partitions == -1 or replicas == -1
+        new = [
+            NewTopic(t, partitions, replicas, replica_assignments={} if default else None)
+            for t in topics
+        ]
+        response = await self._admin.create_topics(new)
+        for topic, code, message in response.topic_errors:
+            if code not in (0, _TOPIC_EXISTS):
+                raise TransportError(f"Kafka refused to create topic {topic!r}: {message}")
+        # Creation is eventually consistent: wait until metadata shows every partition led.
+        while True:
+            described = await self._admin.describe_topics(topics)
+            if all(_ready(t) for t in described):
+                return
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        if self._started:
+            self._started = False
+            await self._admin.close()
+
+
+def _ready(topic: Mapping[str, Any]) -> bool:
+    parts = topic.get("partitions") or []
+    return topic.get("error_code") == 0 and bool(parts) and all(p["leader"] >= 0 for p in parts)

@@ -1,0 +1,172 @@
+"""``KafkaRelay``: carry ``app.publish`` events to every instance of the app over Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+)
+from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
+
+from framework.exceptions import TransportError
+from framework.transports.base import Deliver, PublishRelay
+from framework.transports.kafka.admin import TopicCreator, split_options
+from framework.transports.kafka.wire import header
+
+logger = logging.getLogger("framework.kafka")
+
+PATTERN_HEADER = "framework_pattern"
+
+
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.event.set()
+
+
+class KafkaRelay(PublishRelay):
+    """Every instance reads one broadcast topic in a consumer group of its own.
+
+    Each record is one published event: key = pattern, header ``framework_pattern`` =
+    pattern, value = the JSON payload. Instances start at the topic's end, so they see
+    events published after they started, including their own. The event id handed to
+    push transports is ``"<partition>-<offset>"``: the same on every instance.
+
+    Args:
+        bootstrap_servers: the cluster.
+        topic: the broadcast topic (created if missing).
+        group_prefix: each instance's group is ``<group_prefix>-<random id>``.
+        start_timeout: seconds ``start`` waits for the topic to be assigned.
+        **options: aiokafka options routed by name (security settings, client id...).
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str | list[str] = "127.0.0.1:9092",
+        topic: str = "framework.broadcast",
+        group_prefix: str = "framework-relay",
+        start_timeout: float = 30.0,
+        **options: Any,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.group_id = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
+        self.start_timeout = start_timeout
+        consumer, producer, admin = split_options(options, "KafkaRelay")
+        self._consumer_options = consumer
+        self._producer_options = {"acks": "all", "enable_idempotence": True, **producer}
+        self._admin_options = admin
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, deliver: Deliver) -> None:
+        """Join the topic at its end; return once positions are fixed."""
+        topics = TopicCreator(
+            self.bootstrap_servers,
+            partitions=None,
+            replication_factor=None,
+            timeout=self.start_timeout,
+            options=self._admin_options,
+        )
+        try:
+            await topics.ensure([self.topic])
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap_servers, **self._producer_options
+            )
+            await self._producer.start()
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=self.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="latest",
+                **self._consumer_options,
+            )
+            await self._consumer.start()
+            listener = _Assigned()
+            self._consumer.subscribe([self.topic], listener=listener)
+            self._reader = asyncio.create_task(self._read(deliver), name="kafka-relay")
+            async with asyncio.timeout(self.start_timeout):
+                await listener.event.wait()
+                for tp in self._consumer.assignment():
+                    await self._consumer.position(tp)
+        except BaseException as exc:
+            await self.stop()
+            if isinstance(exc, KafkaError | OSError | TimeoutError):
+                raise TransportError(f"Kafka relay could not start: {exc!r}") from exc
+            raise
+        finally:
+            await topics.close()
+
+    async def _read(self, deliver: Deliver) -> None:
+        consumer = self._consumer
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=1000)
+            except ConsumerStoppedError:
+                return
+            except Exception as exc:
+                logger.error("Kafka relay fetch failed (%r); retrying", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for tp, records in batches.items():
+                for record in records:
+                    raw = header(record.headers, PATTERN_HEADER) or record.key
+                    if raw is None or record.value is None:
+                        continue
+                    try:
+                        await deliver(
+                            raw.decode(errors="replace"),
+                            record.value,
+                            f"{tp.partition}-{record.offset}",
+                        )
+                    except Exception:
+                        logger.exception("Delivering a relayed event failed")
+
+    async def stop(self) -> None:
+        """Stop reading and leave the group."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        for attr in ("_consumer", "_producer"):
+            closing = getattr(self, attr)
+            setattr(self, attr, None)
+            if closing is not None:
+                try:
+                    await closing.stop()
+                except Exception:
+                    logger.exception("Kafka relay %s did not stop cleanly", attr[1:])
+
+    async def publish(self, pattern: str, payload: bytes) -> None:
+        """Produce the event and wait for the broker's ack.
+
+        Raises:
+            TransportError: the relay is not started or the broker refused the record.
+        """
+        producer = self._producer
+        if producer is None:
+            raise TransportError("The Kafka relay is not running; start the app first")
+        try:
+            await producer.send_and_wait(
+                self.topic,
+                payload,
+                key=pattern.encode(),
+                headers=[(PATTERN_HEADER, pattern.encode())],
+            )
+        except KafkaError as exc:
+            raise TransportError(f"Kafka relay could not publish {pattern!r}: {exc!r}") from exc

@@ -1,0 +1,372 @@
+"""One connected client (``WsSocket``) and the registry of sockets, rooms and
+subscriptions (``Hub``).
+
+Replies are written inline by the task that handled the frame (the connection's reader,
+so a client that stops reading its replies stops being read: back-pressure). Pushes
+(``emit``, rooms, broadcasts, ``publish``) go through a bounded per-socket queue drained
+by one writer task, so a publisher never waits on a slow client: when a socket's queue is
+full the socket is closed with 1008 and the publisher moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import itertools
+import logging
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, Protocol
+
+from framework.messaging.codecs import encode
+from framework.messaging.patterns import matches
+from framework.transports.websocket._frames import FrameEncoder
+
+logger = logging.getLogger("framework.websocket")
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+
+_ids = itertools.count(1)
+
+
+class Link(Protocol):
+    """How a socket writes to its connection (ASGI or a ``websockets`` server).
+
+    A wire frame is what ``send_wire`` takes: ``str`` over ASGI, ``bytes`` otherwise;
+    ``wire`` converts encoded JSON once, so a broadcast converts once for every socket.
+    """
+
+    def wire(self, frame: bytes) -> Any: ...
+
+    def try_write(self, frame: Any) -> bool: ...
+
+    async def send_wire(self, frame: Any) -> bool: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class SocketState(enum.Enum):
+    """A socket's lifecycle: OPEN -> CLOSING -> CLOSED, never backwards."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class WsSocket:
+    """One connected WebSocket client, as gateways and handlers see it.
+
+    Attributes:
+        id: unique in this process.
+        path: the URL path the client connected to.
+        headers: the handshake's HTTP headers (case-insensitive).
+        query: the handshake's query parameters (last value wins).
+        client: ``(host, port)`` of the peer, when known.
+        data: your own per-connection values (a guard may store the user here).
+        state: ``SocketState``; pushes to a socket that is not OPEN are dropped.
+        close_code: the close code once closing (ours or the client's), else ``None``.
+    """
+
+    __slots__ = (
+        "_close_task",
+        "_hub",
+        "_link",
+        "_queue",
+        "_streams",
+        "_wake",
+        "_writer",
+        "client",
+        "close_code",
+        "data",
+        "headers",
+        "id",
+        "path",
+        "query",
+        "reader",
+        "rooms_",
+        "state",
+        "subscriptions_",
+    )
+
+    def __init__(
+        self,
+        hub: Hub,
+        link: Link,
+        *,
+        path: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        client: tuple[str, int] | None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = f"ws-{next(_ids)}"
+        self.path = path
+        self.headers = headers
+        self.query = query
+        self.client = client
+        self.data: dict[str, Any] = data if data is not None else {}
+        self.state = SocketState.OPEN
+        self.close_code: int | None = None
+        self.rooms_: set[str] = set()
+        self.subscriptions_: set[str] = set()
+        self.reader: asyncio.Task[Any] | None = None
+        self._hub = hub
+        self._link = link
+        self._queue: deque[Any] = deque()
+        self._wake: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._streams: dict[Any, asyncio.Task[None]] = {}
+        self._close_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"WsSocket(id={self.id!r}, path={self.path!r}, state={self.state.value})"
+
+    # -- what users call -------------------------------------------------------------
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this socket is in."""
+        return frozenset(self.rooms_)
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """The patterns this socket subscribed to (``{"event": "subscribe"}``)."""
+        return frozenset(self.subscriptions_)
+
+    def emit(self, event: str, data: Any) -> bool:
+        """Push ``{"event": event, "data": data}`` to this client without waiting.
+
+        Returns ``False`` if the socket is not open or its send queue was full (the
+        socket is then closed with 1008).
+        """
+        frame = self._hub.encoder.message(event, encode(data))
+        return self.push(self._link.wire(frame))
+
+    def join(self, room: str) -> None:
+        """Add this socket to ``room`` (``transport.broadcast(..., room=room)``)."""
+        if self.state is SocketState.OPEN:
+            self._hub.join(self, room)
+
+    def leave(self, room: str) -> None:
+        self._hub.leave(self, room)
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Send what is queued, then close with ``code``; returns once closed."""
+        self.begin_close(code, reason, flush=True)
+        task = self._close_task
+        if task is not None:
+            await asyncio.shield(task)
+
+    # -- transport internals ---------------------------------------------------------
+
+    def push(self, frame: Any) -> bool:
+        """Queue a wire frame for the writer task; closes the socket when full."""
+        if self.state is not SocketState.OPEN:
+            return False
+        queue = self._queue
+        if len(queue) >= self._hub.send_queue:
+            logger.warning(
+                "Closing %s: its send queue is full (%d frames); the client reads too slowly",
+                self.id,
+                len(queue),
+            )
+            self.begin_close(CLOSE_POLICY, "send queue full", flush=False)
+            return False
+        if not queue and self._link.try_write(frame):
+            return True
+        queue.append(frame)
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            wake.set_result(None)
+        elif self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+        return True
+
+    async def send_now(self, frame: bytes) -> bool:
+        """Write a reply frame from the handling task (waits while the client's TCP
+        buffer is full)."""
+        if self.state is not SocketState.OPEN:
+            return False
+        link = self._link
+        wire = link.wire(frame)
+        return link.try_write(wire) or await link.send_wire(wire)
+
+    async def _write(self) -> None:
+        queue = self._queue
+        send = self._link.send_wire
+        loop = asyncio.get_running_loop()
+        while True:
+            while queue:
+                if not await send(queue.popleft()):
+                    queue.clear()
+                    return
+            if self.state is not SocketState.OPEN:
+                return
+            wake = self._wake = loop.create_future()
+            await wake
+
+    @property
+    def pending(self) -> int:
+        """Frames waiting in the send queue."""
+        return len(self._queue)
+
+    def add_stream(self, fid: Any, task: asyncio.Task[None]) -> None:
+        self._streams[fid] = task
+        task.add_done_callback(lambda _: self._streams.pop(fid, None))
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    def cancel_stream(self, fid: Any) -> bool:
+        task = self._streams.pop(fid, None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    def cancel_streams(self) -> None:
+        for task in list(self._streams.values()):
+            task.cancel()
+        self._streams.clear()
+
+    def begin_close(self, code: int, reason: str, *, flush: bool) -> None:
+        """Start closing (once): leave every room and subscription at once, optionally
+        let the writer send what is queued, then close the connection."""
+        if self.state is not SocketState.OPEN:
+            return
+        self.state = SocketState.CLOSING
+        self.close_code = code
+        self._hub.remove(self)
+        if not flush:
+            self._queue.clear()
+        self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason, flush))
+
+    async def _close(self, code: int, reason: str, flush: bool) -> None:
+        timeout = self._hub.close_timeout
+        writer = self._writer
+        try:
+            async with asyncio.timeout(timeout):
+                if flush and writer is not None and not writer.done():
+                    # CLOSING refuses new pushes: the writer empties the queue and exits.
+                    wake, self._wake = self._wake, None
+                    if wake is not None:
+                        wake.set_result(None)
+                    await asyncio.shield(writer)
+                self._stop_writer()
+                await self._link.close(code, reason)
+        except TimeoutError:
+            logger.info("Closing %s timed out after %g s; dropping it", self.id, timeout)
+            self._stop_writer()
+            self._link.abort()
+
+    def _stop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
+        self._wake = None
+        self._queue.clear()
+
+    def finish(self, code: int | None) -> None:
+        """The connection is gone: release everything (called once by the reader)."""
+        if self.close_code is None:
+            self.close_code = code
+        self.state = SocketState.CLOSED
+        self._hub.remove(self)
+        self.cancel_streams()
+        close_task = self._close_task
+        if close_task is None or close_task.done():
+            self._stop_writer()
+
+    async def wait_closed(self) -> None:
+        task = self._close_task
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+
+
+class Hub:
+    """Every open socket of one transport, with its rooms and subscriptions.
+
+    Args:
+        send_queue: frames each socket may have waiting to be written.
+        close_timeout: seconds a close handshake may take before the connection is
+            dropped.
+    """
+
+    def __init__(self, *, send_queue: int, close_timeout: float) -> None:
+        self.send_queue = send_queue
+        self.close_timeout = close_timeout
+        self.encoder = FrameEncoder()
+        self.sockets: dict[str, WsSocket] = {}
+        self.rooms: dict[str, set[WsSocket]] = {}
+        self.subs: dict[str, set[WsSocket]] = {}
+        self._matches: dict[str, tuple[str, ...]] = {}
+
+    def add(self, sock: WsSocket) -> None:
+        self.sockets[sock.id] = sock
+
+    def remove(self, sock: WsSocket) -> None:
+        self.sockets.pop(sock.id, None)
+        for room in list(sock.rooms_):
+            self.leave(sock, room)
+        for pattern in list(sock.subscriptions_):
+            self.unsubscribe(sock, pattern)
+
+    def join(self, sock: WsSocket, room: str) -> None:
+        sock.rooms_.add(room)
+        self.rooms.setdefault(room, set()).add(sock)
+
+    def leave(self, sock: WsSocket, room: str) -> None:
+        sock.rooms_.discard(room)
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(sock)
+            if not members:
+                del self.rooms[room]
+
+    def subscribe(self, sock: WsSocket, pattern: str) -> None:
+        sock.subscriptions_.add(pattern)
+        members = self.subs.get(pattern)
+        if members is None:
+            members = self.subs[pattern] = set()
+            self._matches.clear()
+        members.add(sock)
+
+    def unsubscribe(self, sock: WsSocket, pattern: str) -> None:
+        sock.subscriptions_.discard(pattern)
+        members = self.subs.get(pattern)
+        if members is not None:
+            members.discard(sock)
+            if not members:
+                del self.subs[pattern]
+                self._matches.clear()
+
+    def subscribers(self, pattern: str) -> Collection[WsSocket]:
+        """Sockets subscribed to ``pattern`` (a snapshot: safe while sockets close)."""
+        found = self._matches.get(pattern)
+        if found is None:
+            if len(self._matches) >= 10_000:
+                self._matches.clear()
+            found = self._matches[pattern] = tuple(p for p in self.subs if matches(p, pattern))
+        if not found:
+            return ()
+        if len(found) == 1:
+            return tuple(self.subs.get(found[0], ()))
+        out: set[WsSocket] = set()
+        for p in found:
+            out.update(self.subs.get(p, ()))
+        return out
+
+    def targets(self, room: str | None) -> Iterable[WsSocket]:
+        if room is None:
+            return tuple(self.sockets.values())
+        return tuple(self.rooms.get(room, ()))

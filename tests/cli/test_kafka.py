@@ -1,0 +1,54 @@
+"""``framework kafka start`` delegates to the local broker of ``framework.testing.kafka``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+
+from tests.cli.helpers import COMMAND_TIMEOUT_S, cli, kill, start
+from tests.timing import TIME_FACTOR
+
+BROKER_START_TIMEOUT_S = 180.0 * TIME_FACTOR
+"""The first start resolves the Kafka jars with Maven; later ones take seconds."""
+
+
+def test_kafka_start_uses_an_existing_cluster_from_the_environment() -> None:
+    result = cli("kafka", "start", extra_env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092"
+
+
+def test_kafka_start_passes_options_and_help_through() -> None:
+    result = cli("kafka", "start", "--help")
+    assert result.returncode == 0
+    assert "--startup-timeout" in result.stdout and "--heap" in result.stdout
+
+
+@pytest.mark.kafka
+def test_kafka_start_runs_a_broker_until_sigint() -> None:
+    proc, out, err = start("kafka", "start")
+    try:
+        try:
+            found = out.wait_for(r"^KAFKA_BOOTSTRAP_SERVERS=(\S+)$", BROKER_START_TIMEOUT_S)
+        except AssertionError:
+            reason = f"cannot start a local Kafka broker:\n{err.rest(COMMAND_TIMEOUT_S)}"
+            if os.environ.get("REQUIRE_KAFKA") == "1":
+                pytest.fail(reason)
+            pytest.skip(reason)
+        bootstrap = found.group(1)
+
+        async def connect() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+            await producer.start()  # fetches cluster metadata from the broker
+            await producer.stop()
+
+        asyncio.run(asyncio.wait_for(connect(), 30 * TIME_FACTOR))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=COMMAND_TIMEOUT_S) == 0
+        assert "Stopping Kafka" in err.rest(COMMAND_TIMEOUT_S)
+    finally:
+        kill(proc)
