@@ -6,11 +6,8 @@ Transports come from the environment: the in-memory transport always; Kafka when
 
 from __future__ import annotations
 
-import os
-
-from framework import Application, create_app
-
 from example_app.app_module import AppModule
+from framework import Application, create_app
 
 
 def build_app() -> Application:

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from framework import MessageContext, controller, event_pattern, get
-
 from example_app.notifications.feed import NotificationFeed
 from example_app.orders.models import OrderCreated
+from framework import MessageContext, controller, event_pattern, get
 
 
 @controller("/notifications")

@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from framework import injectable
-
 from example_app.orders.models import OrderCreated
+from framework import injectable
 
 
 @injectable()

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from framework import controller, get, message_pattern, post
-
 from example_app.orders.models import CreateOrder, Order
 from example_app.orders.service import OrdersService
+from framework import controller, get, message_pattern, post
 
 
 @controller("/orders")

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from framework import injectable
-
 from example_app.orders.models import Order
+from framework import injectable
 
 
 @injectable()

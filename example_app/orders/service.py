@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from framework import Application, ClientProxy, NotFoundException, injectable
-
 from example_app.orders.models import CreateOrder, Order, OrderCreated
 from example_app.orders.repository import OrdersRepository
+from framework import Application, ClientProxy, NotFoundException, injectable
 
 
 @injectable()

@@ -99,7 +99,9 @@ class MemoryTransport(Transport):
                 handlers = router.find_events(pattern, name)
                 if len(handlers) == 1:
                     handler = handlers[0]
-                    ctx = MessageContext(pattern, name, headers, raw) if handler.needs_context else None
+                    ctx = None
+                    if handler.needs_context:
+                        ctx = MessageContext(pattern, name, headers, raw)
                     try:
                         await handler.call(raw, ctx)
                     except Exception:

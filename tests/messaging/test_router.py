@@ -177,7 +177,7 @@ async def test_events_reach_wildcard_and_exact_handlers_exact_first() -> None:
 
 async def test_send_timeout_raises_a_clear_error() -> None:
     async with create_app(App) as app:
-        with pytest.raises(RequestTimeoutError, match="No reply to 'slow' within 0.05 s"):
+        with pytest.raises(RequestTimeoutError, match=r"No reply to 'slow' within 0\.05 s"):
             await app.client.send("slow", 5, timeout=0.05)
         assert await app.client.send("slow", 0) == "late"
 
