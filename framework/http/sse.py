@@ -18,6 +18,7 @@ import contextlib
 import enum
 import logging
 import re
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ class EventStream:
     """
 
     __slots__ = (
+        "__weakref__",
         "_abort",
         "_buffer",
         "_sending",
@@ -322,6 +324,22 @@ class EventStream:
             return
 
 
+_route_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+
+
+def close_route_streams() -> int:
+    """End every open ``EventStreamResponse`` stream in this process after it wrote what
+    it holds (their iterators are closed); returns how many.
+
+    Call it when the server begins shutting down: uvicorn waits for open responses
+    before it runs the app's shutdown, and an event stream never ends by itself.
+    """
+    streams = [s for s in _route_streams if s.state is StreamState.OPEN]
+    for stream in streams:
+        stream.close()
+    return len(streams)
+
+
 async def run_heartbeat(stream: EventStream, interval: float) -> None:
     """Tick one stream every ``interval`` seconds; drop it when a ping does not fit."""
     while stream.state is StreamState.OPEN:
@@ -382,6 +400,7 @@ class EventStreamResponse(Response):
         stream = EventStream(max_buffer=self.max_buffer, headers=self.raw_headers, name=name)
         if self.retry_ms is not None:
             stream.prime(b"retry: %d\n\n" % self.retry_ms)
+        _route_streams.add(stream)
         tasks = [asyncio.create_task(self._produce(stream), name=f"sse-produce-{name}")]
         if self.heartbeat is not None:
             tasks.append(asyncio.create_task(run_heartbeat(stream, self.heartbeat)))

@@ -99,6 +99,10 @@ class TestingApp:
         """The app's instance for ``token``."""
         return self.app.get(token)
 
+    async def settle(self) -> None:
+        """Wait until every in-memory event emitted so far has been handled."""
+        await self.app.memory.join()
+
     async def start(self) -> TestingApp:
         await self.app.start()
         return self

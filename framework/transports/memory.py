@@ -54,6 +54,9 @@ class MemoryTransport(Transport):
         self.default_timeout = default_timeout
         self._queue: BoundedChannel[_Event | None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Events accepted but not yet handled, for join(); a counter costs nothing per event.
+        self._unfinished = 0
+        self._idle: asyncio.Event | None = None
 
     async def start(self) -> None:
         self._queue = BoundedChannel(self.max_queue)
@@ -74,6 +77,12 @@ class MemoryTransport(Transport):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    async def join(self) -> None:
+        """Wait until every event emitted so far has been handled (for tests)."""
+        while self._unfinished:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
     @property
     def ready(self) -> bool:
         return self._queue is not None and all(not t.done() for t in self._tasks)
@@ -88,6 +97,7 @@ class MemoryTransport(Transport):
         if queue is None:
             raise TransportError("The memory transport is not running; start the app first")
         await queue.put((pattern, raw, headers))
+        self._unfinished += 1
 
     async def _work(self, queue: BoundedChannel[_Event | None]) -> None:
         router, name, logger = self.host.router, self.name, self.host.logger
@@ -113,6 +123,9 @@ class MemoryTransport(Transport):
                     await run_event_handlers(handlers, raw, ctx)
                 else:
                     logger.warning("No event handler for pattern %r; event dropped", pattern)
+                self._unfinished -= 1
+                if self._unfinished == 0 and self._idle is not None:
+                    self._idle.set()
                 ok, item = queue.try_get()
                 if not ok:
                     break  # nothing buffered: wait for the next item
@@ -220,5 +233,7 @@ class MemoryClient(ClientProxy):
     ) -> None:
         queue = self.transport._queue
         item = (pattern, encode(data), headers)
-        if queue is None or not queue.try_put(item):
+        if queue is not None and queue.try_put(item):
+            self.transport._unfinished += 1
+        else:
             await self.transport.enqueue(*item)  # waits for room, or says it is not running

@@ -234,6 +234,7 @@ class SseTransport(Transport):
         # burst; a buffer that still fills up belongs to a client that is not reading.
         self._high_water = max_buffer // 2
         self._running = False
+        self._draining = False
         self._ticker: asyncio.Task[None] | None = None
         self._inflight = 0
         self._idle = asyncio.Event()
@@ -245,8 +246,23 @@ class SseTransport(Transport):
 
     async def start(self) -> None:
         self._running = True
+        self._draining = False
         if self.heartbeat is not None:
             self._ticker = asyncio.create_task(self._tick(self.heartbeat), name="sse-heartbeat")
+
+    async def drain(self) -> None:
+        """Before the HTTP server shuts down: refuse new subscriptions (503) and end
+        every stream after it wrote what it holds, so clients reconnect (to another
+        instance) and resume with ``Last-Event-ID``. Streams still open after
+        ``shutdown_timeout`` seconds are dropped."""
+        self._draining = True
+        self.close_streams()
+        try:
+            async with asyncio.timeout(self.shutdown_timeout):
+                await self._no_streams.wait()
+        except TimeoutError:
+            for stream in list(self._subs.streams):
+                stream.drop()
 
     async def stop(self) -> None:
         """Refuse new requests, let ``POST`` handlers finish, end every stream after it
@@ -254,15 +270,14 @@ class SseTransport(Transport):
         if not self._running:
             return
         self._running = False
+        self._draining = True
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
         self.close_streams()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.shutdown_timeout
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(self.shutdown_timeout):
                 await self._idle.wait()
                 await self._no_streams.wait()
         except TimeoutError:
@@ -334,7 +349,7 @@ class SseTransport(Transport):
     # -- subscriptions ---------------------------------------------------------------
 
     async def _subscribe(self, request: Request) -> Response:
-        if not self._running:
+        if not self._running or self._draining:
             return _error(503, "The SSE transport is not running")
         refused = await self._check_guards(request, self._subscribe)
         if refused is not None:

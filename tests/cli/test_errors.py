@@ -147,3 +147,34 @@ def test_exception_in_user_code_shows_only_the_users_frames(tmp_path: Path) -> N
     assert "importlib" not in result.stderr and "framework/cli" not in result.stderr
     full = cli("--traceback", "run", "crashing:app", cwd=tmp_path)
     assert "framework/cli" in full.stderr  # every frame, on request
+
+
+FAILING_HOOK = """
+from framework import create_app, injectable, module
+
+
+@injectable()
+class Database:
+    async def on_module_init(self) -> None:
+        raise ConnectionError("database at db:5432 refused the connection")
+
+
+@module(providers=[Database])
+class AppModule:
+    pass
+
+
+app = create_app(AppModule)
+"""
+
+
+def test_failing_startup_hook_is_reported_with_the_users_frame(tmp_path: Path) -> None:
+    _write(tmp_path, "hookapp", FAILING_HOOK)
+    result = cli("run", "hookapp:app", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: The app failed to start: ConnectionError: database at db:5432 refused the "
+        "connection"
+    )
+    assert 'hookapp.py", line 8, in on_module_init' in result.stderr
+    assert "Uvicorn running" not in result.stderr

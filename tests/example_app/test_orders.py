@@ -5,18 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from example_app.app_module import AppModule
-from example_app.notifications.feed import NotificationFeed
 from framework import RemoteError
 from framework.testing import create_testing_module
 from tests.timing import TIME_FACTOR
-
-
-async def wait_for_feed(feed: NotificationFeed, count: int) -> None:
-    async def poll() -> None:
-        while len(feed.items) < count:
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), 5 * TIME_FACTOR)
 
 
 async def test_create_list_get_and_event_reaches_notifications() -> None:
@@ -26,7 +17,7 @@ async def test_create_list_get_and_event_reaches_notifications() -> None:
         assert created.json() == {"id": 1, "customer": "ann", "total": 12.5}
         assert (await t.http.get("/orders")).json() == [created.json()]
         assert await t.client.send("orders.get", 1) == created.json()
-        await wait_for_feed(t.get(NotificationFeed), 1)
+        await asyncio.wait_for(t.settle(), 5 * TIME_FACTOR)
         notes = (await t.http.get("/notifications")).json()
         assert notes == ["New order #1 from ann: 12.50"]
 

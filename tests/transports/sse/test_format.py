@@ -1,4 +1,5 @@
-"""The event-stream encoding and the replay buffer: plain functions, no event loop."""
+"""The event-stream encoding, the replay buffer and the subscription table: plain code,
+no event loop."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 from pydantic import BaseModel
 
 from framework import ServerSentEvent
-from framework.http.sse import encode_event, format_comment, format_event
-from framework.transports.sse import ReplayBuffer
+from framework.http.sse import EventStream, encode_event, format_comment, format_event
+from framework.transports.sse import ReplayBuffer, _Subscriptions
 
 
 class Order(BaseModel):
@@ -99,3 +100,28 @@ def test_replay_disabled_with_size_zero() -> None:
     buf = ReplayBuffer(max_events=0, max_age=10)
     buf.add("1", "p", b"", now=0)
     assert buf.after("1", now=0) is None
+
+
+def test_each_stream_is_a_target_once_however_many_patterns_match() -> None:
+    subs = _Subscriptions()
+    both, wild, exact, other = (EventStream(name=n) for n in ("both", "wild", "exact", "other"))
+    subs.add(both, ("orders.*", "orders.created", "orders.#"))
+    subs.add(wild, ("orders.*",))
+    subs.add(exact, ("orders.created",))
+    subs.add(other, ("chat.*",))
+    assert sorted(s.name for s in subs.targets("orders.created")) == ["both", "exact", "wild"]
+    assert sorted(s.name for s in subs.targets("orders.eu.created")) == ["both"]
+    subs.remove(both)
+    assert sorted(s.name for s in subs.targets("orders.eu.created")) == []
+    assert sorted(s.name for s in subs.targets("orders.created")) == ["exact", "wild"]
+    assert list(subs.targets("nothing")) == []
+
+
+def test_a_full_buffer_refuses_and_a_closed_stream_takes_nothing() -> None:
+    stream = EventStream(max_buffer=2)
+    assert stream.push(b"a") == 1
+    assert stream.push(b"b") == 2
+    assert stream.push(b"c") == -1
+    stream.drop()
+    assert stream.push(b"d") == -1
+    assert stream.buffered == 0

@@ -27,6 +27,7 @@ from framework import (
     use_filters,
     use_guards,
 )
+from framework.http.sse import close_route_streams
 from tests.timing import TIME_FACTOR
 from tests.transports.sse.conftest import TIMEOUT, Reader, serving, subscribe, wait_until
 
@@ -238,3 +239,18 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_go_on(
         assert response.status_code == 200 and response.text.count("data:") == 5
     finally:
         stalled.close()
+
+
+async def test_close_route_streams_ends_open_streams_for_shutdown(
+    served: tuple[str, Probe],
+) -> None:
+    url, probe = served
+    async with (
+        httpx.AsyncClient(timeout=TIMEOUT) as client,
+        subscribe(client, f"{url}/feed/held") as (_, reader, task),
+    ):
+        await reader.wait_for(lambda r: len(r.events) == 1)
+        assert close_route_streams() == 1
+        async with asyncio.timeout(TIMEOUT):
+            await task  # the response ended: the client's read loop finishes
+            await probe.finalized.wait()

@@ -335,3 +335,19 @@ async def test_stop_ends_open_streams_cleanly(client: httpx.AsyncClient) -> None
         assert [e.data for e in reader.events] == ["1"]
         after = await client.get(f"{url}/events?subscribe=x")
         assert after.status_code == 503
+
+
+async def test_drain_ends_streams_and_refuses_new_ones(client: httpx.AsyncClient) -> None:
+    app, transport = make_app()
+    async with serving(app) as url:
+        async with subscribe(client, f"{url}/events?subscribe=x") as (_, reader, task):
+            await wait_until(lambda: transport.subscriber_count == 1)
+            await app.publish("x", 1)
+            await transport.drain()
+            async with asyncio.timeout(TIMEOUT):
+                await task
+        refused = await client.get(f"{url}/events?subscribe=x")
+        posted = await client.post(f"{url}/events/orders.get", json={"id": 1, "total": 1})
+    assert [e.data for e in reader.events] == ["1"]
+    assert refused.status_code == 503
+    assert posted.status_code == 200, "in-flight and keep-alive POSTs are still served"

@@ -134,12 +134,12 @@ class ChatModule:
 
 @asynccontextmanager
 async def served(
-    root: Any = ChatModule, **options: Any
+    root: Any = ChatModule, *, uvicorn: dict[str, Any] | None = None, **options: Any
 ) -> AsyncIterator[tuple[Application, WebSocketTransport, str]]:
     """The app under uvicorn; yields ``(app, transport, "ws://host:port")``."""
     transport = WebSocketTransport("/ws", **options)
     app = create_app(root, transports=[transport])
-    async with uvicorn_running(app) as port:
+    async with uvicorn_running(app, **(uvicorn or {})) as port:
         yield app, transport, f"ws://127.0.0.1:{port}"
 
 

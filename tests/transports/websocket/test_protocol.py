@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 
@@ -228,20 +229,30 @@ async def test_slow_reader_is_disconnected_and_others_keep_receiving() -> None:
             payload = "x" * 64 * 1024
             sent = 0
             slow_socket = events.connected[0]
-            async with asyncio.timeout(TIMEOUT * 3):
-                # ``slow`` never reads: its TCP buffers fill, then its send queue.
-                while slow_socket.close_code is None:
-                    await app.publish("feed", payload)
-                    sent += 1
-                    await asyncio.sleep(0.001)
-            assert slow_socket.close_code == 1008
-            for _ in range(20):
+
+            async def publish() -> None:
+                nonlocal sent
                 await app.publish("feed", payload)
                 sent += 1
-            async with asyncio.timeout(TIMEOUT):
-                while received < sent:
-                    await asyncio.sleep(0.01)
-            reader.cancel()
+                # Pace on the fast client (it shares this event loop with the server).
+                while received < sent - 2 and not reader.done():
+                    await asyncio.sleep(0.001)
+
+            try:
+                async with asyncio.timeout(TIMEOUT * 3):
+                    # ``slow`` never reads: its TCP buffers fill, then its send queue.
+                    while slow_socket.close_code is None:
+                        await publish()
+                    for _ in range(20):
+                        await publish()
+                    while received < sent:
+                        await asyncio.sleep(0.01)
+            finally:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            assert slow_socket.close_code == 1008
+            assert received == sent  # every event reached the fast client
             assert len(transport.sockets) == 1  # only ``fast`` is left
             # The slow client, once it reads, finds what was delivered, then the close.
             assert await closed_code(slow) == 1008
@@ -302,7 +313,11 @@ async def test_first_message_authentication() -> None:
 
 async def test_query_tokens_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    async with served() as (_, _, url), raw_client(url + "/ws?token=hunter2") as ws:
+    options = {"log_config": None, "log_level": "info"}
+    async with (
+        served(uvicorn=options) as (_, _, url),
+        raw_client(url + "/ws?token=hunter2") as ws,
+    ):
         await send_json(ws, {"event": "ticks", "data": 0, "id": 1})
         await recv_json(ws)
     assert "WebSocket" in caplog.text  # uvicorn did log the handshake...
