@@ -72,6 +72,8 @@ RESERVED_SUFFIXES = (".reply", ".dlq")
 # about it, and cancelling one upsets aiokafka's poll-interval bookkeeping).
 _BUSY_POLL_MS = 5
 
+_JSON_FIRST = frozenset(b"{[")
+
 
 def subscription_regex(patterns: Iterable[str]) -> str:
     """One regex for a pattern subscription: exact topics, or wildcard matches that are
@@ -524,37 +526,43 @@ class KafkaTransport(Transport):
         router = self._router
         assert router is not None
         events = router.find_events(tp.topic, NAME)
-        # The hot path: one event handler without context, records without headers.
-        single = events[0] if len(events) == 1 and not events[0].needs_context else None
-        decode = self._decoders.get(single, payload) if single is not None else payload
-        last = -1
-        count = 0
+        finished = 0  # records[:finished] are done
         try:
-            for record in records:
-                if not lane.open:
-                    break
-                if single is not None and not record.headers:
+            single = events[0] if len(events) == 1 and not events[0].needs_context else None
+            if single is not None:
+                # The hot path: one handler, no context, records without headers. JSON
+                # values go to the validator as they are; nothing is built per record.
+                call = single.call
+                decode = self._decoders.get(single, payload)
+                for record in records:
+                    if record.headers or not lane.open:
+                        break
+                    value = record.value
                     try:
-                        await single.call(decode(record.value), None)
+                        await call(
+                            value if value and value[0] in _JSON_FIRST else decode(value), None
+                        )
                     except Exception as exc:
                         if not await self._recover(lane, record, single, exc, None):
-                            break
-                elif not await self._process(lane, record, events):
-                    break
-                last = record.offset
-                count += 1
+                            return
+                    finished += 1
+            # Everything else (requests, headers, contexts, several handlers).
+            for record in records[finished:]:
+                if not lane.open or not await self._process(lane, record, events):
+                    return
+                finished += 1
         except Exception:
             # A bug of ours, not a handler failure: replay from the unfinished record
             # rather than let later commits skip it.
-            logger.exception("Kafka lane %s failed; replaying from offset %d", tp, last + 1)
+            logger.exception("Kafka lane %s failed; replaying its unfinished records", tp)
             lane.backlog.clear()
-            if lane.open and last + 1 <= records[-1].offset:
+            if lane.open:
                 with contextlib.suppress(KafkaError):
-                    self._consumer.seek(tp, last + 1 if last >= 0 else records[0].offset)
+                    self._consumer.seek(tp, records[finished].offset)
         finally:
             if lane.acks:
                 await self._settle(lane)
-            if last >= 0 and self._tracker.done(tp, last + 1, count):
+            if finished and self._tracker.done(tp, records[finished - 1].offset + 1, finished):
                 self._commit_wanted.set()
 
     async def _process(self, lane: _Lane, record: Any, events: tuple[MessageHandler, ...]) -> bool:

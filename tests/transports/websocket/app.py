@@ -134,9 +134,20 @@ class ChatModule:
 
 @asynccontextmanager
 async def served(
-    root: Any = ChatModule, *, uvicorn: dict[str, Any] | None = None, **options: Any
+    root: Any = ChatModule,
+    *,
+    mode: str = "asgi",
+    uvicorn: dict[str, Any] | None = None,
+    **options: Any,
 ) -> AsyncIterator[tuple[Application, WebSocketTransport, str]]:
-    """The app under uvicorn; yields ``(app, transport, "ws://host:port")``."""
+    """The app under uvicorn (``mode="asgi"``) or on the transport's own server
+    (``"standalone"``); yields ``(app, transport, "ws://host:port")``."""
+    if mode == "standalone":
+        transport = WebSocketTransport("/ws", port=0, **options)
+        app = create_app(root, transports=[transport])
+        async with app:
+            yield app, transport, f"ws://127.0.0.1:{transport.bound_port}"
+        return
     transport = WebSocketTransport("/ws", **options)
     app = create_app(root, transports=[transport])
     async with uvicorn_running(app, **(uvicorn or {})) as port:

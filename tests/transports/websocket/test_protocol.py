@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from framework.transports.websocket import Handshake
+from framework import Application
+from framework.transports.websocket import Handshake, WebSocketTransport
 from tests.timing import TIME_FACTOR
 from tests.transports.websocket.app import (
     TIMEOUT,
@@ -20,6 +24,15 @@ from tests.transports.websocket.app import (
     send_json,
     served,
 )
+
+Serve = Callable[..., AbstractAsyncContextManager[tuple[Application, WebSocketTransport, str]]]
+
+
+@pytest.fixture(params=["asgi", "standalone"])
+def serve(request: pytest.FixtureRequest) -> Serve:
+    """``served`` on the app's HTTP port (uvicorn) and on the transport's own server."""
+    return functools.partial(served, mode=request.param)
+
 
 NOT_FOUND = "There is no matching message handler defined in the remote service."
 
@@ -34,8 +47,8 @@ async def closed_code(ws: object) -> int | None:
         return exc.rcvd.code if exc.rcvd is not None else None
 
 
-async def test_request_reply_with_and_without_id() -> None:
-    async with served() as (_, _, url), raw_client(url + "/ws") as ws:
+async def test_request_reply_with_and_without_id(serve: Serve) -> None:
+    async with serve() as (_, _, url), raw_client(url + "/ws") as ws:
         await send_json(ws, {"event": "order.check", "data": {"id": 1, "total": 2}, "id": 7})
         assert await recv_json(ws) == {
             "event": "order.check",
@@ -49,16 +62,16 @@ async def test_request_reply_with_and_without_id() -> None:
         assert await recv_json(ws) == {"event": "renamed.reply", "data": [1], "id": "a"}
 
 
-async def test_stream_sends_items_then_an_end_marker() -> None:
-    async with served() as (_, _, url), raw_client(url + "/ws") as ws:
+async def test_stream_sends_items_then_an_end_marker(serve: Serve) -> None:
+    async with serve() as (_, _, url), raw_client(url + "/ws") as ws:
         await send_json(ws, {"event": "ticks", "data": 2, "id": 3})
         assert await recv_json(ws) == {"event": "ticks", "data": 0, "id": 3, "more": True}
         assert await recv_json(ws) == {"event": "ticks", "data": 1, "id": 3, "more": True}
         assert await recv_json(ws) == {"event": "ticks", "id": 3, "done": True}
 
 
-async def test_cancel_stops_a_stream() -> None:
-    async with served() as (_, _, url), raw_client(url + "/ws") as ws:
+async def test_cancel_stops_a_stream(serve: Serve) -> None:
+    async with serve() as (_, _, url), raw_client(url + "/ws") as ws:
         await send_json(ws, {"event": "forever", "data": None, "id": 1})
         assert (await recv_json(ws))["id"] == 1
         await send_json(ws, {"event": "cancel", "data": 1, "id": 2})
@@ -80,9 +93,9 @@ async def test_cancel_stops_a_stream() -> None:
     ],
 )
 async def test_bad_frames_get_one_exception_frame_and_the_connection_stays(
-    frame: str, message: str, fid: int | None
+    frame: str, message: str, fid: int | None, serve: Serve
 ) -> None:
-    async with served() as (_, _, url), raw_client(url + "/ws") as ws:
+    async with serve() as (_, _, url), raw_client(url + "/ws") as ws:
         await ws.send(frame)
         data = {"status": "error", "message": message}
         expected: dict[str, object] = {"event": "exception", "data": data}
@@ -93,8 +106,8 @@ async def test_bad_frames_get_one_exception_frame_and_the_connection_stays(
         assert (await recv_json(ws))["id"] == 9
 
 
-async def test_validation_error_names_the_fields_and_skips_the_handler() -> None:
-    async with served() as (app, _, url), raw_client(url + "/ws") as ws:
+async def test_validation_error_names_the_fields_and_skips_the_handler(serve: Serve) -> None:
+    async with serve() as (app, _, url), raw_client(url + "/ws") as ws:
         await send_json(ws, {"event": "order.check", "data": {"id": "x"}, "id": 1})
         frame = await recv_json(ws)
         assert frame["event"] == "exception" and frame["id"] == 1
@@ -104,8 +117,8 @@ async def test_validation_error_names_the_fields_and_skips_the_handler() -> None
         assert app.get(Events).ran == []
 
 
-async def test_oversize_frame_closes_1009_before_any_handler_runs() -> None:
-    async with served(max_message_size=1024) as (app, _, url):
+async def test_oversize_frame_closes_1009_before_any_handler_runs(serve: Serve) -> None:
+    async with serve(max_message_size=1024) as (app, _, url):
         async with raw_client(url + "/ws", max_size=None) as ws:
             big = {"event": "order.check", "data": {"id": 1, "total": 1, "pad": "x" * 2000}}
             await send_json(ws, big)
@@ -113,8 +126,8 @@ async def test_oversize_frame_closes_1009_before_any_handler_runs() -> None:
         assert app.get(Events).ran == []
 
 
-async def test_events_run_handlers_without_a_reply() -> None:
-    async with served() as (app, _, url), raw_client(url + "/ws") as ws:
+async def test_events_run_handlers_without_a_reply(serve: Serve) -> None:
+    async with serve() as (app, _, url), raw_client(url + "/ws") as ws:
         await send_json(ws, {"event": "note", "data": "hi"})
         await send_json(ws, {"event": "note", "data": "again", "id": 2})
         # An event frame with an id is acknowledged once its handlers ran.
@@ -122,8 +135,8 @@ async def test_events_run_handlers_without_a_reply() -> None:
         assert app.get(Events).ran == ["note:hi", "note:again"]
 
 
-async def test_gateway_hooks_and_paths() -> None:
-    async with served() as (app, transport, url):
+async def test_gateway_hooks_and_paths(serve: Serve) -> None:
+    async with serve() as (app, transport, url):
         events = app.get(Events)
         assert events.initialised == [transport]  # after_init(transport), once
         async with raw_client(url + "/ws") as ws:
@@ -144,9 +157,9 @@ async def test_gateway_hooks_and_paths() -> None:
             assert (await recv_json(admin))["data"]["message"] == NOT_FOUND
 
 
-async def test_rooms_broadcast_to_members_only() -> None:
+async def test_rooms_broadcast_to_members_only(serve: Serve) -> None:
     async with (
-        served() as (_, transport, url),
+        serve() as (_, transport, url),
         raw_client(url + "/ws") as a,
         raw_client(url + "/ws") as b,
         raw_client(url + "/ws") as c,
@@ -164,9 +177,9 @@ async def test_rooms_broadcast_to_members_only() -> None:
         assert len(transport.room("eu")) == 1
 
 
-async def test_publish_reaches_subscribers_of_matching_patterns() -> None:
+async def test_publish_reaches_subscribers_of_matching_patterns(serve: Serve) -> None:
     async with (
-        served() as (app, _, url),
+        serve() as (app, _, url),
         raw_client(url + "/ws") as a,
         raw_client(url + "/ws") as b,
     ):
@@ -188,12 +201,12 @@ async def test_publish_reaches_subscribers_of_matching_patterns() -> None:
         assert await recv_json(a) == {"event": "ticks", "id": 3, "done": True}
 
 
-async def test_subscription_limits_and_guard() -> None:
+async def test_subscription_limits_and_guard(serve: Serve) -> None:
     def only_public(socket: object, pattern: str) -> bool:
         return pattern.startswith("public.")
 
     async with (
-        served(max_subscriptions=2, can_subscribe=only_public) as (_, _, url),
+        serve(max_subscriptions=2, can_subscribe=only_public) as (_, _, url),
         raw_client(url + "/ws") as ws,
     ):
         await send_json(ws, {"event": "subscribe", "data": ["secret.x"], "id": 1})
@@ -206,8 +219,8 @@ async def test_subscription_limits_and_guard() -> None:
         assert "'#' may only be the last segment" in (await recv_json(ws))["data"]["message"]
 
 
-async def test_slow_reader_is_disconnected_and_others_keep_receiving() -> None:
-    async with served(send_queue=8) as (app, transport, url):
+async def test_slow_reader_is_disconnected_and_others_keep_receiving(serve: Serve) -> None:
+    async with serve(send_queue=8) as (app, transport, url):
         events = app.get(Events)
         async with (
             raw_client(url + "/ws", max_queue=1) as slow,
@@ -217,6 +230,7 @@ async def test_slow_reader_is_disconnected_and_others_keep_receiving() -> None:
                 await send_json(ws, {"event": "subscribe", "data": ["feed"], "id": 1})
             assert (await recv_json(fast))["id"] == 1
             received = 0
+            progress = asyncio.Event()
 
             async def read_fast() -> None:
                 nonlocal received
@@ -224,29 +238,29 @@ async def test_slow_reader_is_disconnected_and_others_keep_receiving() -> None:
                     frame = await recv_json(fast)
                     if frame["event"] == "feed":
                         received += 1
+                        progress.set()
+
+            async def fast_has(count: int) -> None:
+                while received < count:
+                    progress.clear()
+                    await progress.wait()
 
             reader = asyncio.create_task(read_fast())
             payload = "x" * 64 * 1024
             sent = 0
             slow_socket = events.connected[0]
-
-            async def publish() -> None:
-                nonlocal sent
-                await app.publish("feed", payload)
-                sent += 1
-                # Pace on the fast client (it shares this event loop with the server).
-                while received < sent - 2 and not reader.done():
-                    await asyncio.sleep(0.001)
-
             try:
                 async with asyncio.timeout(TIMEOUT * 3):
                     # ``slow`` never reads: its TCP buffers fill, then its send queue.
                     while slow_socket.close_code is None:
-                        await publish()
+                        await app.publish("feed", payload)
+                        sent += 1
+                        # Pace on ``fast``: it shares this event loop with the server.
+                        await fast_has(sent - 2)
                     for _ in range(20):
-                        await publish()
-                    while received < sent:
-                        await asyncio.sleep(0.01)
+                        await app.publish("feed", payload)
+                        sent += 1
+                    await fast_has(sent)
             finally:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -258,8 +272,8 @@ async def test_slow_reader_is_disconnected_and_others_keep_receiving() -> None:
             assert await closed_code(slow) == 1008
 
 
-async def test_origin_not_allowed_gets_403() -> None:
-    async with served(allowed_origins=["https://shop.example"]) as (_, _, url):
+async def test_origin_not_allowed_gets_403(serve: Serve) -> None:
+    async with serve(allowed_origins=["https://shop.example"]) as (_, _, url):
         with pytest.raises(InvalidStatus) as info:
             async with raw_client(url + "/ws", origin="https://evil.example"):
                 pass
@@ -269,14 +283,14 @@ async def test_origin_not_allowed_gets_403() -> None:
             assert (await recv_json(ws))["done"] is True
 
 
-async def test_guard_refuses_before_accept_and_passes_data_on() -> None:
+async def test_guard_refuses_before_accept_and_passes_data_on(serve: Serve) -> None:
     async def token_guard(handshake: Handshake) -> bool:
         if handshake.headers.get("authorization") != "Bearer s3cret":
             return False
         handshake.data["user"] = "ada"
         return True
 
-    async with served(guards=[token_guard]) as (_, _, url):
+    async with serve(guards=[token_guard]) as (_, _, url):
         with pytest.raises(InvalidStatus) as info:
             async with raw_client(url + "/ws"):
                 pass
@@ -287,14 +301,14 @@ async def test_guard_refuses_before_accept_and_passes_data_on() -> None:
             assert (await recv_json(ws))["data"]["user"] == "ada"
 
 
-async def test_first_message_authentication() -> None:
+async def test_first_message_authentication(serve: Serve) -> None:
     def authenticate(socket: object, data: object) -> bool:
         if isinstance(data, dict) and data.get("token") == "s3cret":
             socket.data["user"] = "bob"  # type: ignore[attr-defined]
             return True
         return False
 
-    async with served(authenticate=authenticate, auth_timeout=0.5 * TIME_FACTOR) as (
+    async with serve(authenticate=authenticate, auth_timeout=0.5 * TIME_FACTOR) as (
         _,
         _,
         url,
@@ -324,8 +338,8 @@ async def test_query_tokens_are_not_logged(caplog: pytest.LogCaptureFixture) -> 
     assert "hunter2" not in caplog.text  # ...without the token
 
 
-async def test_graceful_shutdown_finishes_handlers_then_closes_1001() -> None:
-    async with served() as (app, _, url), raw_client(url + "/ws") as ws:
+async def test_graceful_shutdown_finishes_handlers_then_closes_1001(serve: Serve) -> None:
+    async with serve() as (app, _, url), raw_client(url + "/ws") as ws:
         events = app.get(Events)
         await send_json(ws, {"event": "slow", "data": None, "id": 1})
         await asyncio.wait_for(events.slow_started.wait(), TIMEOUT)
