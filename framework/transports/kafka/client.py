@@ -346,7 +346,7 @@ class KafkaClient(ClientProxy):
         pattern: str,
         data: Any,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - the ClientProxy contract
+        timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send a request and return its reply (the last item, for a stream).
@@ -377,7 +377,7 @@ class KafkaClient(ClientProxy):
         pattern: str,
         data: Any,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - the ClientProxy contract
+        timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Any]:
         """Send a request and yield every reply until the end of the stream.
