@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
-import pytest_asyncio
+import pytest
 
 from framework.testing.kafka.pytest_fixtures import (
     kafka_bootstrap_servers,
@@ -25,7 +25,13 @@ __all__ = ["framework_app", "kafka_bootstrap_servers", "local_kafka_broker"]
 AppFactory = Callable[..., Awaitable[TestingApp]]
 
 
-@pytest_asyncio.fixture
+try:  # the async fixture needs pytest-asyncio; without it the plugin still loads
+    from pytest_asyncio import fixture as async_fixture
+except ImportError:  # pragma: no cover - depends on the user's environment
+    async_fixture = pytest.fixture
+
+
+@async_fixture
 async def framework_app() -> AsyncIterator[AppFactory]:
     """Start test apps; each is stopped when the test ends."""
     started: list[TestingApp] = []
