@@ -28,7 +28,7 @@ AppFactory = Callable[..., Awaitable[TestingApp]]
 try:  # the async fixture needs pytest-asyncio; without it the plugin still loads
     from pytest_asyncio import fixture as async_fixture
 except ImportError:  # pragma: no cover - depends on the user's environment
-    async_fixture = pytest.fixture
+    async_fixture = pytest.fixture  # type: ignore[assignment]
 
 
 @async_fixture
