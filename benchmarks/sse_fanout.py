@@ -100,7 +100,7 @@ async def run_clients(port: int, streams: int, path: str) -> None:
     loop = asyncio.get_running_loop()
     tally = _Tally(streams)
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-    gate = asyncio.Semaphore(200)
+    gate = asyncio.Semaphore(500)
     transports: list[asyncio.BaseTransport] = []
 
     async def open_one() -> None:

@@ -20,6 +20,7 @@ websockets. Prints messages per second and ratios.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "benchmarks" / "node"
 INFLIGHT = 8
 FRAME = json.dumps({"event": "echo", "data": {"id": 1, "text": "hello world"}, "id": 1})
-UVICORN = {
+UVICORN: dict[str, Any] = {
     "log_level": "warning",
     "ws": "websockets-sansio",
     "ws_per_message_deflate": False,
@@ -93,10 +95,12 @@ async def serve(kind: str, port: int) -> None:
     elif kind == "bare-websockets":
         from websockets.asyncio.server import ServerConnection
         from websockets.asyncio.server import serve as ws_serve
+        from websockets.exceptions import ConnectionClosed
 
         async def echo(ws: ServerConnection) -> None:
-            async for message in ws:
-                await ws.send(message)
+            with contextlib.suppress(ConnectionClosed):
+                async for message in ws:
+                    await ws.send(message)
 
         async with ws_serve(echo, "127.0.0.1", port, compression=None, ping_interval=None):
             await asyncio.Event().wait()
@@ -114,8 +118,8 @@ async def serve(kind: str, port: int) -> None:
             except WebSocketDisconnect:
                 pass
 
-        app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
-        await uvicorn.Server(uvicorn.Config(app, "127.0.0.1", port, **UVICORN)).serve()
+        bare = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
+        await uvicorn.Server(uvicorn.Config(bare, "127.0.0.1", port, **UVICORN)).serve()
     else:
         raise SystemExit(f"unknown server {kind}")
 

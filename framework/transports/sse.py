@@ -212,7 +212,8 @@ class SseTransport(Transport):
             raise ConfigurationError("SseTransport heartbeat must be positive seconds, or None")
         if max_buffer < 2 or max_subscribers < 1 or max_patterns < 1 or max_body < 0:
             raise ConfigurationError(
-                "SseTransport limits: max_buffer >= 2, max_subscribers >= 1, max_patterns >= 1"
+                "SseTransport limits: max_buffer >= 2, max_subscribers >= 1, max_patterns >= 1, "
+                "max_body >= 0"
             )
         for guard in guards:
             if not callable(getattr(guard, "can_activate", None)):
@@ -255,14 +256,7 @@ class SseTransport(Transport):
         every stream after it wrote what it holds, so clients reconnect (to another
         instance) and resume with ``Last-Event-ID``. Streams still open after
         ``shutdown_timeout`` seconds are dropped."""
-        self._draining = True
-        self.close_streams()
-        try:
-            async with asyncio.timeout(self.shutdown_timeout):
-                await self._no_streams.wait()
-        except TimeoutError:
-            for stream in list(self._subs.streams):
-                stream.drop()
+        await self._end_streams(wait_for_posts=False)
 
     async def stop(self) -> None:
         """Refuse new requests, let ``POST`` handlers finish, end every stream after it
@@ -270,15 +264,19 @@ class SseTransport(Transport):
         if not self._running:
             return
         self._running = False
-        self._draining = True
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
+        await self._end_streams(wait_for_posts=True)
+
+    async def _end_streams(self, *, wait_for_posts: bool) -> None:
+        self._draining = True
         self.close_streams()
         try:
             async with asyncio.timeout(self.shutdown_timeout):
-                await self._idle.wait()
+                if wait_for_posts:
+                    await self._idle.wait()
                 await self._no_streams.wait()
         except TimeoutError:
             for stream in list(self._subs.streams):
@@ -422,10 +420,12 @@ class SseTransport(Transport):
             return _error(413, f"The body is larger than {self.max_body} bytes")
         router = self.host.router
         handler = router.find_message(pattern, self.name)
+        ctx: MessageContext | None = None
         if handler is not None:
-            ctx = MessageContext(pattern, self.name, request.headers, request)
+            if handler.needs_context:
+                ctx = MessageContext(pattern, self.name, request.headers, request)
             try:
-                result = await handler.call(body, ctx if handler.needs_context else None)
+                result = await handler.call(body, ctx)
             except Exception as exc:
                 return error_response(exc, handler.name)
             if hasattr(result, "__aiter__"):
@@ -438,10 +438,9 @@ class SseTransport(Transport):
             return json_response(
                 {**error_payload(PatternNotFoundError(pattern)), "statusCode": 404}, 404
             )
-        event_ctx = None
         if any(h.needs_context for h in handlers):
-            event_ctx = MessageContext(pattern, self.name, request.headers, request)
-        await run_event_handlers(handlers, body, event_ctx)
+            ctx = MessageContext(pattern, self.name, request.headers, request)
+        await run_event_handlers(handlers, body, ctx)
         return Response(b"", 202)
 
     async def _check_guards(self, request: Request, endpoint: Any) -> Response | None:

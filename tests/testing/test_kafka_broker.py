@@ -2,6 +2,11 @@
 
 Tests marked ``kafka`` skip when no broker can be started (no Java/Maven), unless
 ``REQUIRE_KAFKA=1``; set ``KAFKA_BOOTSTRAP_SERVERS`` to use an existing cluster.
+
+The fixtures ``kafka_bootstrap_servers`` and ``local_kafka_broker`` come from
+``framework.testing.kafka.pytest_fixtures`` through ``tests/conftest.py`` (and the
+framework's pytest plugin). They are deliberately not imported here as well: a
+module-level copy of the session fixture would start a second broker.
 """
 
 from __future__ import annotations
@@ -24,10 +29,6 @@ from aiokafka import (  # type: ignore[import-untyped]
 )
 
 from framework.testing.kafka import KafkaBrokerError, LocalKafkaBroker, ensure_kafka_jars, main
-from framework.testing.kafka.pytest_fixtures import (  # noqa: F401
-    kafka_bootstrap_servers,
-    local_kafka_broker,
-)
 from tests.timing import TIME_FACTOR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +82,7 @@ async def _consume(bootstrap: str, topic: str, group: str, count: int) -> list[b
 
 
 @pytest.mark.kafka
-async def test_produce_and_consume_in_a_group(kafka_bootstrap_servers: str) -> None:  # noqa: F811
+async def test_produce_and_consume_in_a_group(kafka_bootstrap_servers: str) -> None:
     topic, group = _name("t"), _name("g")
     async with asyncio.timeout(TEST_TIMEOUT_S):
         offsets = await _produce(kafka_bootstrap_servers, topic, b"hello", b"world")
@@ -91,7 +92,7 @@ async def test_produce_and_consume_in_a_group(kafka_bootstrap_servers: str) -> N
 
 @pytest.mark.kafka
 async def test_kill_and_restart_keeps_records(
-    local_kafka_broker: LocalKafkaBroker,  # noqa: F811
+    local_kafka_broker: LocalKafkaBroker,
 ) -> None:
     broker = local_kafka_broker
     bootstrap = broker.bootstrap_servers
@@ -110,7 +111,7 @@ async def test_kill_and_restart_keeps_records(
 
 @pytest.mark.kafka
 def test_stop_removes_data_and_process(
-    local_kafka_broker: LocalKafkaBroker,  # noqa: F811
+    local_kafka_broker: LocalKafkaBroker,
 ) -> None:
     data_dir = local_kafka_broker.data_dir
     assert data_dir is not None and (data_dir / "server.properties").is_file()

@@ -33,7 +33,6 @@ import tempfile
 import threading
 import time
 import uuid
-import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from importlib import resources
@@ -347,7 +346,8 @@ async def _probe_metadata(host: str, port: int, node_id: int, limit: float) -> s
     return None
 
 
-_LIVE_BROKERS: weakref.WeakSet[LocalKafkaBroker] = weakref.WeakSet()
+# Strong references: a broker object dropped without stop() still gets stopped at exit.
+_LIVE_BROKERS: set[LocalKafkaBroker] = set()
 
 
 def _kill_live_brokers() -> None:
@@ -506,7 +506,7 @@ class LocalKafkaBroker:
         if self.is_running():
             raise KafkaBrokerError(f"broker already running on {self.bootstrap_servers}")
         self._libs = ensure_kafka_jars(self.cache_dir, mvn=self.mvn)
-        self._check_java()
+        self._check_tools()
         started = time.monotonic()
         deadline = started + self.startup_timeout
         attempt = 0
@@ -521,7 +521,9 @@ class LocalKafkaBroker:
             except KafkaBrokerError as exc:
                 self.stop()
                 # A free port picked by us can be taken before the JVM binds it: retry.
-                retry = auto_ports and attempt <= self.port_retries
+                retry = (
+                    auto_ports and self._requested_data_dir is None and attempt <= self.port_retries
+                )
                 if not (retry and "Address already in use" in str(exc)):
                     raise
                 self._port = self._initial_port
@@ -610,7 +612,13 @@ class LocalKafkaBroker:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _check_java(self) -> None:
+    def _check_tools(self) -> None:
+        try:
+            import aiokafka  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError as exc:
+            raise KafkaBrokerError(
+                "aiokafka is needed to check that the broker is ready: pip install aiokafka"
+            ) from exc
         if shutil.which(self.java) is None:
             raise KafkaBrokerError(
                 f"Java executable {self.java!r} not found on PATH; Kafka 4.x needs Java 17+ "

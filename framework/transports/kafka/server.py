@@ -99,7 +99,7 @@ class _Lane:
 
     def __init__(self, tp: Any) -> None:
         self.tp = tp
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Future[None] | None = None
         self.backlog: deque[list[Any]] = deque()
         self.open = True
         self.closed = asyncio.Event()
@@ -272,6 +272,7 @@ class KafkaTransport(Transport):
         self._serving = asyncio.Event()
         self._slots = asyncio.Semaphore(self.max_concurrency)
         self._full: set[Any] = set()
+        self._single = False
         self._room = asyncio.Event()
         self._stream_slots = asyncio.Semaphore(self.max_streams)
         self._running = False
@@ -351,14 +352,15 @@ class KafkaTransport(Transport):
         if not self._running and self._producer is None:
             return
         self._running = False
+        lanes = list(self._lanes.values())
+        for lane in lanes:
+            lane.close()
+        # Lanes stop after the record in hand (the fetch loop too, if it handles one).
+        await self._finish([lane.task for lane in lanes if lane.task is not None])
         if self._consume_task is not None:
             self._consume_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consume_task
-        lanes = list(self._lanes.values())
-        for lane in lanes:
-            lane.close()
-        await self._finish([lane.task for lane in lanes if lane.task is not None])
         await self._finish(list(self._streams))
         await self._finish(list(self._tasks), limit=0)
         if self._commit_task is not None:
@@ -392,7 +394,7 @@ class KafkaTransport(Transport):
             with contextlib.suppress(Exception):
                 await topics.close()
 
-    async def _finish(self, tasks: list[asyncio.Task[Any]], limit: float | None = None) -> None:
+    async def _finish(self, tasks: list[asyncio.Future[Any]], limit: float | None = None) -> None:
         """Wait for ``tasks`` up to ``limit`` (the shutdown timeout), then cancel the rest."""
         if not tasks:
             return
@@ -419,6 +421,7 @@ class KafkaTransport(Transport):
     # -- group membership ------------------------------------------------------------
 
     def _on_assigned(self, assigned: set[Any]) -> None:
+        self._single = len(assigned) == 1
         for tp in assigned:
             if tp not in self._lanes:
                 self._lanes[tp] = _Lane(tp)
@@ -440,6 +443,7 @@ class KafkaTransport(Transport):
         self._serving.set()
 
     async def _on_revoked(self, revoked: set[Any]) -> None:
+        self._single = False
         lanes = [self._lanes.pop(tp) for tp in revoked if tp in self._lanes]
         for lane in lanes:
             lane.close()
@@ -493,16 +497,32 @@ class KafkaTransport(Transport):
                 logger.error("Kafka fetch failed (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue
+            if not self._running:
+                return
             for tp, records in batches.items():
                 lane = lanes.get(tp)
                 if lane is None:
                     lane = lanes[tp] = _Lane(tp)
-                if lane.task is None:
+                if lane.task is None and self._single:
+                    # One partition assigned: nothing could run beside it, so handle the
+                    # batch right here and save a task hop per batch.
+                    await self._inline(lane, records)
+                elif lane.task is None:
                     lane.task = asyncio.create_task(self._drain(lane, records))
                 else:
                     lane.backlog.append(records)
                     if len(lane.backlog) >= self.max_pending_batches:
                         full.add(tp)
+
+    async def _inline(self, lane: _Lane, records: list[Any]) -> None:
+        # A future stands for the batch, so revocation and stop can wait for it.
+        lane.task = done = asyncio.get_running_loop().create_future()
+        try:
+            await self._handle_batch(lane, records)
+        finally:
+            lane.task = None
+            if not done.done():
+                done.set_result(None)
 
     async def _drain(self, lane: _Lane, records: list[Any]) -> None:
         """Handle ``records`` and every batch queued behind them, in order."""

@@ -280,6 +280,11 @@ def parse_reply(headers: Headers, value: bytes | None) -> Reply | None:
         if not isinstance(error, dict):
             error = {"status": "error", "message": str(error)}
         return Reply(correlation_id, None, error, True, False)
+    if disposed and value is None:
+        # A NestJS Observable that completes after its last item ends with a record of
+        # its own: is-disposed and a null value. It is the end mark, not an item (NestJS's
+        # client emits a trailing null for it; ours returns the last real item).
+        has_value = False
     item = decode_reply_value(value) if has_value else None
     return Reply(correlation_id, item, None, disposed, has_value)
 
@@ -306,15 +311,20 @@ def dead_letter_headers(
     """
     kept = [(k, v) for k, v in original if k not in _DLT_NAMES]
     cls = type(error)
-    trace = "".join(traceback.format_exception(error))
+    fqcn = f"{cls.__module__}.{cls.__qualname__}"
+    message = str(error)
+    # Frames first, then a short exception line, so a long message cannot push the
+    # frames out of the bounded text.
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    trace = f"Traceback (most recent call last):\n{frames}{fqcn}: {message[: max_text // 4]}"
     return [
         *kept,
         (DLT_ORIGINAL_TOPIC, topic.encode()),
         (DLT_ORIGINAL_PARTITION, str(partition).encode()),
         (DLT_ORIGINAL_OFFSET, str(offset).encode()),
         (DLT_ORIGINAL_TIMESTAMP, str(timestamp).encode()),
-        (DLT_EXCEPTION_FQCN, f"{cls.__module__}.{cls.__qualname__}".encode()),
-        (DLT_EXCEPTION_MESSAGE, str(error)[:max_text].encode()),
+        (DLT_EXCEPTION_FQCN, fqcn.encode()),
+        (DLT_EXCEPTION_MESSAGE, message[:max_text].encode()),
         (DLT_EXCEPTION_STACKTRACE, trace[-max_text:].encode()),
         (DELIVERY_ATTEMPT, str(attempts).encode()),
         *([(DLT_HANDLER, handler.encode())] if handler else []),

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import pydantic_core
@@ -131,6 +131,10 @@ class WebSocketClient(ClientProxy):
     def __repr__(self) -> str:
         return f"WebSocketClient({self.url!r})"
 
+    async def __aenter__(self) -> WebSocketClient:
+        await self.connect()
+        return self
+
     async def connect(self) -> None:
         await self._connection()
 
@@ -164,14 +168,23 @@ class WebSocketClient(ClientProxy):
             except (OSError, WebSocketException, TimeoutError) as exc:
                 raise TransportError(f"Cannot open a WebSocket to {self.url}: {exc}") from exc
             if self.auth is not None:
-                await ws.send(b'{"event":"auth","data":' + encode(self.auth) + b"}", text=True)
-                reply = pydantic_core.from_json(await ws.recv(decode=False))
-                if reply.get("data") is not True:
-                    await ws.close()
-                    raise TransportError(f"{self.url} refused the credentials")
+                await self._authenticate(ws)
             self._ws = ws
             self._reader = asyncio.get_running_loop().create_task(self._read(ws))
             return ws
+
+    async def _authenticate(self, ws: ClientConnection) -> None:
+        refused = TransportError(f"{self.url} refused the credentials")
+        try:
+            await ws.send(b'{"event":"auth","data":' + encode(self.auth) + b"}", text=True)
+            async with asyncio.timeout(self.open_timeout):
+                reply = pydantic_core.from_json(await ws.recv(decode=False))
+        except (ConnectionClosed, TimeoutError, ValueError) as exc:
+            await ws.close()
+            raise refused from exc
+        if not isinstance(reply, dict) or reply.get("data") is not True:
+            await ws.close()
+            raise refused
 
     async def _read(self, ws: ClientConnection) -> None:
         reason = "closed"
@@ -255,7 +268,7 @@ class WebSocketClient(ClientProxy):
         pattern: str,
         data: Any,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - the ClientProxy contract
+        timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         limit = self.default_timeout if timeout is None else timeout
@@ -274,9 +287,9 @@ class WebSocketClient(ClientProxy):
         pattern: str,
         data: Any,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - the ClientProxy contract
+        timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         limit = self.default_timeout if timeout is None else timeout
         fid, call = await self._request(pattern, data, headers, self.stream_buffer)
         finished = False
@@ -321,7 +334,7 @@ class WebSocketClient(ClientProxy):
 
     async def subscribe(
         self, patterns: str | Sequence[str], *, buffer: int = 1024
-    ) -> AsyncIterator[tuple[str, Any]]:
+    ) -> AsyncGenerator[tuple[str, Any], None]:
         """Subscribe to pushed events; yields ``(event, data)`` until the caller stops.
 
         Events arriving while ``buffer`` of them wait unread are dropped (logged).

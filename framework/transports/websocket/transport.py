@@ -229,7 +229,8 @@ class WebSocketTransport(Transport):
         }
 
     async def start(self) -> None:
-        if not self.endpoints:
+        if self.port is not None or not self.endpoints:
+            # ASGI mode prepared in routes(); a standalone server reads the new router.
             self._prepare()
         self._draining = False
         for ep in self.endpoints.values():

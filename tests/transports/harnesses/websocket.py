@@ -49,6 +49,8 @@ async def uvicorn_running(app: Application, **uvicorn_options: Any) -> AsyncIter
 async def serve(root_module: Any, **transport_options: Any) -> AsyncIterator[Served]:
     """Start ``root_module`` with a ``WebSocketTransport`` on "/ws"; yield a client."""
     app = create_app(root_module, transports=[WebSocketTransport("/ws", **transport_options)])
-    async with uvicorn_running(app) as port:
-        async with WebSocketClient(f"ws://127.0.0.1:{port}/ws") as client:
-            yield Served(app, client, "ws")
+    async with (
+        uvicorn_running(app) as port,
+        WebSocketClient(f"ws://127.0.0.1:{port}/ws") as client,
+    ):
+        yield Served(app, client, "ws")

@@ -12,8 +12,16 @@ from typing import Any
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 
-from framework import Application, controller, create_app, event_pattern, injectable, module
-from framework import message_pattern as message_pattern
+from framework import (
+    Application,
+    ExecutionContext,
+    controller,
+    create_app,
+    event_pattern,
+    injectable,
+    module,
+    use_guards,
+)
 from framework.transports.websocket import (
     WebSocketTransport,
     WsContext,
@@ -104,6 +112,13 @@ class ChatGateway:
             await asyncio.sleep(0.01)
 
 
+class AdminOnly:
+    """A guard on a gateway handler: the same pipeline as every transport."""
+
+    def can_activate(self, ctx: ExecutionContext) -> bool:
+        return bool(ctx.transport == "ws" and ctx.context.socket.data.get("admin"))
+
+
 @websocket_gateway(path="/admin")
 class AdminGateway:
     def __init__(self, events: Events) -> None:
@@ -115,6 +130,16 @@ class AdminGateway:
     @subscribe_message("admin.stats")
     async def stats(self, payload: Any, ctx: WsContext) -> dict[str, Any]:
         return {"admin": ctx.socket.data.get("admin", False)}
+
+    @subscribe_message("admin.reset")
+    @use_guards(AdminOnly)
+    async def reset(self, payload: Any) -> str:
+        return "reset"
+
+    @subscribe_message("admin.demote")
+    async def demote(self, payload: Any, ctx: WsContext) -> bool:
+        ctx.socket.data["admin"] = False
+        return True
 
 
 @controller()

@@ -260,6 +260,7 @@ async def test_slow_reader_is_disconnected_and_others_keep_receiving(serve: Serv
                     for _ in range(20):
                         await app.publish("feed", payload)
                         sent += 1
+                        await fast_has(sent - 2)
                     await fast_has(sent)
             finally:
                 reader.cancel()
@@ -350,3 +351,30 @@ async def test_graceful_shutdown_finishes_handlers_then_closes_1001(serve: Serve
         assert await recv_json(ws) == {"event": "slow", "data": "finished", "id": 1}
         assert await closed_code(ws) == 1001
         await asyncio.wait_for(stopping, TIMEOUT)
+
+
+async def test_handler_guards_see_the_socket(serve: Serve) -> None:
+    async with serve() as (_, _, url), raw_client(url + "/admin") as ws:
+        await send_json(ws, {"event": "admin.reset", "data": None, "id": 1})
+        assert await recv_json(ws) == {"event": "admin.reset", "data": "reset", "id": 1}
+        await send_json(ws, {"event": "admin.demote", "data": None, "id": 2})
+        await recv_json(ws)
+        await send_json(ws, {"event": "admin.reset", "data": None, "id": 3})
+        frame = await recv_json(ws)
+        assert frame["data"] == {
+            "status": "error",
+            "message": "Forbidden resource",
+            "statusCode": 403,
+            "id": 3,
+        }
+
+
+async def test_max_concurrency_lets_a_fast_request_pass_a_slow_one(serve: Serve) -> None:
+    async with serve(max_concurrency=4) as (app, _, url), raw_client(url + "/ws") as ws:
+        events = app.get(Events)
+        await send_json(ws, {"event": "slow", "data": None, "id": 1})
+        await asyncio.wait_for(events.slow_started.wait(), TIMEOUT)
+        await send_json(ws, {"event": "ticks", "data": 0, "id": 2})
+        assert await recv_json(ws) == {"event": "ticks", "id": 2, "done": True}
+        events.release_slow.set()
+        assert await recv_json(ws) == {"event": "slow", "data": "finished", "id": 1}

@@ -1,0 +1,139 @@
+"""Offset bookkeeping, retry policy, subscriptions and option routing: pure, no broker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from framework.exceptions import ConfigurationError
+from framework.transports.kafka.admin import split_options
+from framework.transports.kafka.offsets import OffsetTracker
+from framework.transports.kafka.retry import RetryPolicy, is_poison
+from framework.transports.kafka.server import subscription_regex
+
+
+def tracker(every: int = 10, interval: float = 5.0) -> OffsetTracker[str]:
+    return OffsetTracker(commit_every=every, commit_interval=interval, now=0.0)
+
+
+def test_commit_is_due_by_count_or_time() -> None:
+    t = tracker(every=10, interval=5.0)
+    assert not t.due(100.0)  # nothing pending
+    assert not t.done("p0", 5, 4)
+    assert not t.due(1.0)
+    assert t.due(5.0)  # interval elapsed
+    assert t.done("p1", 20, 6)  # 10 records finished
+    assert t.take(1.0) == {"p0": 5, "p1": 20}
+    assert not t.due(5.9)  # the clock restarted at the commit
+    assert t.uncommitted == 0
+
+
+def test_watermarks_never_move_backwards() -> None:
+    t = tracker()
+    t.done("p", 10)
+    t.done("p", 7)
+    assert t.pending() == {"p": 10}
+    assert t.take(0.0) == {"p": 10}
+    t.done("p", 9)  # below what was committed: nothing to commit
+    assert t.pending() == {}
+    t.seed("p", 10)
+    assert t.pending() == {}
+
+
+def test_failed_commit_is_restored_below_newer_progress() -> None:
+    t = tracker()
+    t.done("p", 10)
+    taken = t.take(0.0)
+    t.done("p", 15)  # progress made while the commit was in flight
+    t.restore(taken)
+    assert t.pending() == {"p": 15}
+    t2 = tracker()
+    t2.done("q", 3)
+    t2.restore(t2.take(0.0))
+    assert t2.pending() == {"q": 3}
+
+
+def test_take_some_partitions_and_forget_revoked() -> None:
+    t = tracker(every=5)
+    t.done("a", 4, 3)
+    t.done("b", 8, 3)
+    assert t.take(0.0, ["a"]) == {"a": 4}
+    assert t.pending() == {"b": 8}
+    assert t.uncommitted == 3
+    t.forget(["b"])
+    assert t.pending() == {} and t.uncommitted == 0
+
+
+def test_seed_pins_a_new_partitions_position() -> None:
+    t = tracker()
+    t.seed("p", 100)
+    assert t.pending() == {"p": 100} and t.uncommitted == 0
+    assert t.due(5.0)
+
+
+def test_tracker_rejects_nonsense_limits() -> None:
+    with pytest.raises(ValueError):
+        OffsetTracker(commit_every=0, commit_interval=1.0)
+    with pytest.raises(ValueError):
+        OffsetTracker(commit_every=1, commit_interval=0)
+
+
+def test_retry_backoff_doubles_up_to_the_ceiling() -> None:
+    policy = RetryPolicy(max_retries=5, retry_backoff=0.1, retry_backoff_max=0.5)
+    assert [policy.delay(n) for n in range(1, 6)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+
+
+def test_handler_extras_override_the_transport_defaults() -> None:
+    base = RetryPolicy(max_retries=3, retry_backoff=0.2)
+    policy = base.with_extras({"max_retries": 0, "dlq": "dead", "other": 1}, "H.h")
+    assert policy == RetryPolicy(max_retries=0, retry_backoff=0.2, dlq="dead")
+    assert base.with_extras({}, "H.h") is base
+    with pytest.raises(ConfigurationError, match=r"H\.h"):
+        base.with_extras({"max_retries": -1}, "H.h")
+    with pytest.raises(ConfigurationError):
+        RetryPolicy(dlq=True)
+
+
+def test_dead_letter_topic() -> None:
+    assert RetryPolicy().dead_letter_topic("orders", ".dlq") == "orders.dlq"
+    assert RetryPolicy(dlq="dead").dead_letter_topic("orders", ".dlq") == "dead"
+    assert RetryPolicy(dlq=False).dead_letter_topic("orders", ".dlq") is None
+
+
+class Model(BaseModel):
+    id: int
+
+
+def test_poison_means_undecodable_or_invalid() -> None:
+    with pytest.raises(ValidationError) as info:
+        Model.model_validate_json(b"{")
+    assert is_poison(info.value)
+    assert is_poison(UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"))
+    assert not is_poison(RuntimeError("database down"))
+
+
+def test_wildcard_subscriptions_skip_replies_dead_letters_and_internals() -> None:
+    rx = re.compile(subscription_regex(["orders.*", "audit.#", "exact.dlq"]))
+    assert rx.match("orders.created")
+    assert rx.match("audit.eu.login")
+    assert rx.match("exact.dlq")  # named exactly: served
+    assert not rx.match("orders.created.reply") and not rx.match("orders.x.dlq")
+    assert not rx.match("orders.dlq")
+    assert not rx.match("__consumer_offsets") and not rx.match("ordersXcreated")
+    assert re.compile(subscription_regex(["a.b"])).match("a.b")
+    assert not re.compile(subscription_regex(["a.b"])).match("a.bc")
+
+
+def test_options_are_routed_to_the_aiokafka_classes_that_take_them() -> None:
+    consumer, producer, admin = split_options(
+        {"auto_offset_reset": "earliest", "linger_ms": 5, "client_id": "svc"}, "T"
+    )
+    assert consumer == {"auto_offset_reset": "earliest", "client_id": "svc"}
+    assert producer == {"linger_ms": 5, "client_id": "svc"}
+    assert admin == {"client_id": "svc"}
+    with pytest.raises(ConfigurationError, match="unknown option 'nope'"):
+        split_options({"nope": 1}, "T")
+    with pytest.raises(ConfigurationError, match="set by the framework"):
+        split_options({"enable_auto_commit": True}, "T")

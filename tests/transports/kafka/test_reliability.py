@@ -1,0 +1,241 @@
+"""At least once, for real: crashes, rebalances and a broker restart lose no record.
+
+Consumer apps run in separate processes (``consumer_app.py``) that append every handled
+record id to a file, flushed before the handler returns; the file is the evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+
+from framework import controller, create_app, event_pattern, module
+from framework.testing.kafka import LocalKafkaBroker
+from framework.transports.kafka import KafkaTransport
+from framework.transports.kafka.admin import TopicCreator
+from tests.timing import TIME_FACTOR
+from tests.transports.kafka import consumer_app
+
+pytestmark = pytest.mark.kafka
+
+REPO = Path(__file__).resolve().parents[3]
+LIMIT = 60 * TIME_FACTOR  # seconds any one wait may take
+# Records a crash may replay: the uncommitted window plus what is in flight.
+IN_FLIGHT = consumer_app.MAX_BATCH * (1 + consumer_app.MAX_PENDING)
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+def handled(out: Path) -> list[int]:
+    if not out.exists():
+        return []
+    return [int(line) for line in out.read_text().split()]
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` (file contents written by another process) up to ``LIMIT``."""
+    deadline = time.monotonic() + LIMIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class ConsumerProcess:
+    """``consumer_app`` in a child process; ``ready`` is set when it serves."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, out: Path, delay: float) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.transports.kafka.consumer_app",
+             bootstrap, topic, group, str(out), str(delay)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.ready = threading.Event()
+        self.output: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self.ready.wait(LIMIT):
+            self.stop(signal.SIGKILL)
+            raise AssertionError("consumer app did not start:\n" + "".join(self.output[-40:]))
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            if line.strip() == "ready":
+                self.ready.set()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=LIMIT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
+        return code
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ConsumerProcess]]:
+    started: list[ConsumerProcess] = []
+    yield started
+    for proc in started:
+        proc.stop(signal.SIGKILL)
+
+
+async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    creator = TopicCreator(
+        bootstrap, partitions=partitions, replication_factor=None, timeout=LIMIT, options={}
+    )
+    try:
+        await creator.ensure([topic])
+    finally:
+        await creator.close()
+
+
+async def produce_ids(bootstrap: str, topic: str, ids: range) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        acks = [
+            await producer.send(topic, f'{{"id": {i}}}'.encode(), key=str(i).encode()) for i in ids
+        ]
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+
+
+def test_a_killed_consumer_loses_nothing_and_replays_little(
+    kafka_bootstrap_servers: str, tmp_path: Path, processes: list[ConsumerProcess]
+) -> None:
+    bootstrap, topic, group = kafka_bootstrap_servers, name("crash"), name("g")
+    out, n, partitions = tmp_path / "handled.txt", 1500, 2
+    asyncio.run(create_topic(bootstrap, topic, partitions))
+    asyncio.run(produce_ids(bootstrap, topic, range(n)))
+
+    first = ConsumerProcess(bootstrap, topic, group, out, delay=0.002)
+    processes.append(first)
+    wait_until(lambda: len(handled(out)) >= n // 3, "a third of the records")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    before_restart = len(handled(out))
+    assert before_restart < n, "the crash came too late to be mid-stream"
+
+    second = ConsumerProcess(bootstrap, topic, group, out, delay=0.0)
+    processes.append(second)
+    wait_until(lambda: set(handled(out)) >= set(range(n)), "every record")
+    assert second.stop() == 0
+
+    seen = handled(out)
+    assert set(seen) == set(range(n))
+    duplicates = len(seen) - n
+    print("CRASH before_restart", before_restart, "dups", duplicates)
+    assert duplicates <= consumer_app.COMMIT_EVERY + partitions * IN_FLIGHT, duplicates
+
+
+def test_a_member_leaving_mid_stream_hands_its_partitions_over(
+    kafka_bootstrap_servers: str, tmp_path: Path, processes: list[ConsumerProcess]
+) -> None:
+    bootstrap, topic, group = kafka_bootstrap_servers, name("rebalance"), name("g")
+    out_a, out_b, n = tmp_path / "a.txt", tmp_path / "b.txt", 2000
+    asyncio.run(create_topic(bootstrap, topic, 4))
+    a = ConsumerProcess(bootstrap, topic, group, out_a, delay=0.004)
+    processes.append(a)
+    b = ConsumerProcess(bootstrap, topic, group, out_b, delay=0.004)
+    processes.append(b)
+    asyncio.run(produce_ids(bootstrap, topic, range(n)))
+
+    def total() -> list[int]:
+        return handled(out_a) + handled(out_b)
+
+    wait_until(lambda: len(handled(out_b)) >= 100 and len(handled(out_a)) >= 100, "both working")
+    assert b.stop() == 0  # graceful: finishes in-flight records, commits, leaves the group
+    from_b = handled(out_b)
+    print("REBALANCE total at B stop", len(set(total())), "b", len(from_b), "a", len(handled(out_a)))
+    assert len(set(total())) < n, "B left too late to be mid-stream"
+    wait_until(lambda: set(total()) >= set(range(n)), "every record")
+    assert a.stop() == 0
+
+    seen = total()
+    assert set(seen) == set(range(n))
+    assert handled(out_b) == from_b  # B did nothing after it left
+    # A graceful hand-over commits before the partitions move: nothing is replayed.
+    assert len(seen) - n == 0, len(seen) - n
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.calls = 0
+        self.changed = asyncio.Event()
+
+    def add(self, record_id: int) -> None:
+        self.ids.add(record_id)
+        self.calls += 1
+        self.changed.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(LIMIT):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_the_app_rides_out_a_broker_restart(local_kafka_broker: LocalKafkaBroker) -> None:
+    broker = local_kafka_broker
+    bootstrap, topic = broker.bootstrap_servers, name("restart")
+    seen = Seen()
+
+    @controller()
+    class Records:
+        @event_pattern(topic)
+        async def on_record(self, record: dict[str, Any]) -> None:
+            await asyncio.sleep(0.003)
+            seen.add(record["id"])
+
+    @module(controllers=[Records])
+    class App:
+        pass
+
+    transport = KafkaTransport(
+        bootstrap_servers=bootstrap,
+        group_id=name("g"),
+        auto_offset_reset="earliest",
+        commit_every=50,
+        commit_interval=0.2,
+        commit_timeout=2.0,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        start_timeout=LIMIT,
+    )
+    async with create_app(App, transports=[transport]) as app:
+        await produce_ids(bootstrap, topic, range(600))
+        await seen.until(lambda: len(seen.ids) >= 150)
+        print("RESTART seen before kill", len(seen.ids))
+        broker.kill()
+        await asyncio.to_thread(broker.restart)
+        await produce_ids(bootstrap, topic, range(600, 1000))
+        await seen.until(lambda: seen.ids >= set(range(1000)))
+        assert app.transports[-1].ready
+    print("RESTART calls", seen.calls)
+    assert seen.ids == set(range(1000))

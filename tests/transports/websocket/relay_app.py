@@ -1,0 +1,47 @@
+"""One app instance for the cross-instance test: WebSocket transport + KafkaRelay.
+
+Run: ``python -m tests.transports.websocket.relay_app <bootstrap> <topic> <port>``.
+A client sends ``{"event": "fire", "data": {"pattern": p, "data": d}}`` to make this
+instance call ``app.publish(p, d)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from framework import Application, create_app, module
+from framework.transports.kafka.relay import KafkaRelay
+from framework.transports.websocket import (
+    WebSocketTransport,
+    subscribe_message,
+    websocket_gateway,
+)
+
+
+@websocket_gateway()
+class FireGateway:
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    @subscribe_message("fire")
+    async def fire(self, payload: dict[str, Any]) -> bool:
+        await self.app.publish(payload["pattern"], payload["data"])
+        return True
+
+
+@module(providers=[FireGateway])
+class RelayModule:
+    pass
+
+
+def main() -> None:
+    bootstrap, topic, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    relay = KafkaRelay(bootstrap_servers=bootstrap, topic=topic)
+    app = create_app(RelayModule, transports=[WebSocketTransport("/ws")], relay=relay)
+    asyncio.run(app.server("127.0.0.1", port, log_level="warning").serve())
+
+
+if __name__ == "__main__":
+    main()
