@@ -9,7 +9,7 @@ Servers (each on uvicorn/h11 in this process, one after the other):
 
 Clients: a subprocess holding N raw asyncio sockets that count ``data:`` lines, so the
 client side costs little per event. Measured:
-- latency: publish -> the last of N clients has the event (best of 6 publishes);
+- latency: publish -> the last of N clients has the event (best of 10 publishes);
 - throughput: a burst of events published back to back, N x events / time until the last
   client has the last one (best of 2 bursts).
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MARK = b"data: "
-LATENCY_ROUNDS = 3
+LATENCY_ROUNDS = 5
 REPEATS = 2
 
 

@@ -42,7 +42,7 @@ from framework.transports.websocket import (
     websocket_gateway,
 )
 
-ROUNDS = 5
+ROUNDS = 3
 SUBSCRIBE = json.dumps({"event": "subscribe", "data": ["bench.tick"], "id": 1})
 TRIGGER = json.dumps({"event": "bench.fire", "data": {"n": 1}})
 TICK = {"price": 101.5, "sku": "ABC-123", "note": "x" * 64}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
@@ -29,6 +30,7 @@ from framework.di.lifecycle import call_hook
 from framework.di.metadata import Provider, Scope, value_provider
 from framework.exceptions import ConfigurationError
 from framework.http.routing import HttpRoute, build_http_routes
+from framework.http.sse import close_route_streams
 from framework.messaging.codecs import encode
 from framework.messaging.pipeline import GlobalEnhancers
 from framework.messaging.router import MessageHandler, Router, build_router
@@ -102,6 +104,9 @@ class Application:
         self._clients: list[ClientProxy] = []
         self.relay = relay
         self._local_seq = 0
+        # Local event ids are "<epoch>-<seq>": a client resuming after a restart of this
+        # process cannot mistake new events for ones it has seen.
+        self.event_id_prefix = format(int(time.time() * 1000), "x") + "-"
         self._started = False
         self._starlette = Starlette(lifespan=self._lifespan)
 
@@ -295,7 +300,7 @@ class Application:
             await self.relay.publish(pattern, payload)
         else:
             self._local_seq += 1
-            await self.deliver(pattern, payload, str(self._local_seq))
+            await self.deliver(pattern, payload, f"{self.event_id_prefix}{self._local_seq}")
 
     async def deliver(self, pattern: str, payload: bytes, event_id: str | None) -> None:
         """Hand a published event to this instance's push transports."""
@@ -316,6 +321,8 @@ class Application:
     async def drain(self) -> None:
         """Let transports end long-lived connections gracefully (WebSocket close 1001)
         before the HTTP server drops them; ``server()``/``run()`` call it at shutdown."""
+        # @sse route streams never end by themselves; uvicorn would wait on them.
+        close_route_streams()
         for transport in reversed(self.transports):
             try:
                 await transport.drain()

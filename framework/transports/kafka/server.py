@@ -95,13 +95,14 @@ def _raw_value(value: bytes | None) -> Any:
 class _Lane:
     """One assigned partition: its running batch task and the batches waiting for it."""
 
-    __slots__ = ("acks", "backlog", "closed", "open", "task", "tp")
+    __slots__ = ("acks", "backlog", "closed", "fetched", "open", "task", "tp")
 
     def __init__(self, tp: Any) -> None:
         self.tp = tp
         self.task: asyncio.Future[None] | None = None
         self.backlog: deque[list[Any]] = deque()
         self.open = True
+        self.fetched = False
         self.closed = asyncio.Event()
         self.acks: list[asyncio.Future[Any]] = []
 
@@ -323,11 +324,16 @@ class KafkaTransport(Transport):
             raise
 
     async def _start_consumer(self, patterns: Sequence[str]) -> None:
+        options = dict(self._consumer_options)
+        if any(is_wildcard(p) for p in patterns):
+            # New topics matching a wildcard are found by metadata refreshes: look every
+            # 30 s rather than aiokafka's 5 minutes.
+            options.setdefault("metadata_max_age_ms", 30_000)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
-            **self._consumer_options,
+            **options,
         )
         await self._consumer.start()
         listener = _Listener(self)
@@ -429,14 +435,19 @@ class KafkaTransport(Transport):
 
     async def _seed(self, assigned: set[Any]) -> None:
         """Pin each new partition's starting position (committed with the next commit),
-        so a later owner never skips records this member fetched but did not finish."""
+        so a later owner never skips records this member was about to fetch (with
+        ``auto_offset_reset="latest"``, a partition without a committed offset would
+        otherwise start wherever its end is when the next owner looks)."""
         consumer = self._consumer
         try:
             async with asyncio.timeout(self.start_timeout):
                 for tp in assigned:
                     with contextlib.suppress(KafkaError):
                         position = await consumer.position(tp)
-                        if tp in self._lanes:
+                        lane = self._lanes.get(tp)
+                        # Once records were fetched, the position is past unfinished
+                        # ones: the first batch pinned the start instead.
+                        if lane is not None and not lane.fetched:
                             self._tracker.seed(tp, position)
         except TimeoutError:
             logger.warning("Kafka positions of %s not known within the start timeout", assigned)
@@ -503,6 +514,11 @@ class KafkaTransport(Transport):
                 lane = lanes.get(tp)
                 if lane is None:
                     lane = lanes[tp] = _Lane(tp)
+                if not lane.fetched:
+                    # Pin where this member started, so that if it loses the partition
+                    # before finishing anything, the next owner starts here too.
+                    lane.fetched = True
+                    self._tracker.seed(tp, records[0].offset)
                 if lane.task is None and self._single:
                     # One partition assigned: nothing could run beside it, so handle the
                     # batch right here and save a task hop per batch.

@@ -149,7 +149,6 @@ def test_a_killed_consumer_loses_nothing_and_replays_little(
     seen = handled(out)
     assert set(seen) == set(range(n))
     duplicates = len(seen) - n
-    print("CRASH before_restart", before_restart, "dups", duplicates)
     assert duplicates <= consumer_app.COMMIT_EVERY + partitions * IN_FLIGHT, duplicates
 
 
@@ -171,7 +170,6 @@ def test_a_member_leaving_mid_stream_hands_its_partitions_over(
     wait_until(lambda: len(handled(out_b)) >= 100 and len(handled(out_a)) >= 100, "both working")
     assert b.stop() == 0  # graceful: finishes in-flight records, commits, leaves the group
     from_b = handled(out_b)
-    print("REBALANCE total at B stop", len(set(total())), "b", len(from_b), "a", len(handled(out_a)))
     assert len(set(total())) < n, "B left too late to be mid-stream"
     wait_until(lambda: set(total()) >= set(range(n)), "every record")
     assert a.stop() == 0
@@ -231,11 +229,9 @@ async def test_the_app_rides_out_a_broker_restart(local_kafka_broker: LocalKafka
     async with create_app(App, transports=[transport]) as app:
         await produce_ids(bootstrap, topic, range(600))
         await seen.until(lambda: len(seen.ids) >= 150)
-        print("RESTART seen before kill", len(seen.ids))
         broker.kill()
         await asyncio.to_thread(broker.restart)
         await produce_ids(bootstrap, topic, range(600, 1000))
         await seen.until(lambda: seen.ids >= set(range(1000)))
         assert app.transports[-1].ready
-    print("RESTART calls", seen.calls)
     assert seen.ids == set(range(1000))

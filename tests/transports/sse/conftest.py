@@ -153,3 +153,8 @@ class LastEventIdLog:
     def can_activate(self, ctx: ExecutionContext) -> bool:
         self.ids.append(ctx.context.headers.get("last-event-id"))
         return True
+
+
+def seq(event_id: str | None) -> str | None:
+    """The sequence part of a local event id ("<prefix><n>" -> "n")."""
+    return None if event_id is None else event_id.rsplit("-", 1)[-1]

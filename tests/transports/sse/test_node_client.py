@@ -13,7 +13,7 @@ import pytest
 
 from framework import controller, create_app, module
 from framework.transports.sse import SseTransport
-from tests.transports.sse.conftest import TIMEOUT, LastEventIdLog, serving, wait_until
+from tests.transports.sse.conftest import TIMEOUT, LastEventIdLog, seq, serving, wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -108,7 +108,7 @@ async def test_node_eventsource_resumes_after_the_server_drops_it() -> None:
             async with asyncio.timeout(TIMEOUT):
                 await process.wait()
     received = first + rest
-    assert [e["id"] for e in received] == ["1", "2", "3", "4", "5", "6"]
+    assert [seq(e["id"]) for e in received] == ["1", "2", "3", "4", "5", "6"]
     assert [json.loads(e["data"])["n"] for e in received] == [1, 2, 3, 4, 5, 6]
     assert json.loads(received[0]["data"])["text"] == "line one\nline two"
-    assert log.ids == [None, "3"]
+    assert [seq(i) for i in log.ids] == [None, "3"]

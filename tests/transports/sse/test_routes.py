@@ -29,7 +29,14 @@ from framework import (
 )
 from framework.http.sse import close_route_streams
 from tests.timing import TIME_FACTOR
-from tests.transports.sse.conftest import TIMEOUT, Reader, serving, subscribe, wait_until
+from tests.transports.sse.conftest import (
+    TIMEOUT,
+    Reader,
+    free_socket,
+    serving,
+    subscribe,
+    wait_until,
+)
 
 
 class Order(BaseModel):
@@ -254,3 +261,31 @@ async def test_close_route_streams_ends_open_streams_for_shutdown(
         async with asyncio.timeout(TIMEOUT):
             await task  # the response ended: the client's read loop finishes
             await probe.finalized.wait()
+
+
+async def test_server_shutdown_ends_route_streams_instead_of_waiting_on_them() -> None:
+    app = create_app(FeedModule)
+    sock = free_socket()
+    server = app.server("127.0.0.1", sock.getsockname()[1], log_level="warning")
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await wait_until(lambda: server.started or task.done())
+        probe = app.get(Probe)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        async with (
+            httpx.AsyncClient(timeout=TIMEOUT) as client,
+            subscribe(client, f"{url}/feed/held") as (_, reader, reading),
+        ):
+            await reader.wait_for(lambda r: len(r.events) == 1)
+            server.should_exit = True  # what SIGTERM does
+            # uvicorn waits for open responses (forever by default): the app's drain
+            # must end the stream for the shutdown to finish.
+            async with asyncio.timeout(5 * TIME_FACTOR):
+                await reading
+                await task
+            assert probe.finalized.is_set()
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(TIMEOUT):
+            await task
+        sock.close()

@@ -25,7 +25,7 @@ from framework import (
     module,
 )
 from framework.transports.sse import SseTransport
-from tests.transports.sse.conftest import TIMEOUT, Reader, serving, subscribe, wait_until
+from tests.transports.sse.conftest import TIMEOUT, Reader, seq, serving, subscribe, wait_until
 
 
 class Order(BaseModel):
@@ -123,11 +123,11 @@ async def test_subscribers_receive_matching_events_once(client: httpx.AsyncClien
         await a.wait_for(lambda r: len(r.events) == 2)
         await b.wait_for(lambda r: len(r.events) == 3)
     assert a.retry == 500
-    assert [(e.event, e.id, e.data) for e in a.events] == [
+    assert [(e.event, seq(e.id), e.data) for e in a.events] == [
         ("orders.created", "1", '{"id":1,"total":2.0}'),
         ("chat.room1", "3", '"hello\\nworld"'),
     ]
-    assert [e.id for e in b.events] == ["1", "2", "3"]
+    assert [seq(e.id) for e in b.events] == ["1", "2", "3"]
 
 
 async def test_wire_format_of_a_published_event(client: httpx.AsyncClient) -> None:
@@ -143,7 +143,10 @@ async def test_wire_format_of_a_published_event(client: httpx.AsyncClient) -> No
         async with asyncio.timeout(TIMEOUT):
             while not raw.endswith(b"\n\n"):
                 raw += await anext(chunks)
-    assert raw == b'event: orders.created\nid: 1\ndata: {"id":1,"note":"caf\xc3\xa9"}\n\n'
+    event_id = f"{app.event_id_prefix}1".encode()
+    assert raw == (
+        b"event: orders.created\nid: " + event_id + b'\ndata: {"id":1,"note":"caf\xc3\xa9"}\n\n'
+    )
 
 
 async def test_idle_streams_get_heartbeat_comments(client: httpx.AsyncClient) -> None:
@@ -221,20 +224,22 @@ async def test_resume_with_last_event_id_replays_what_was_missed(
     async with serving(app) as url:
         for i in range(1, 6):
             await app.publish("orders.created" if i != 3 else "chat.room1", {"i": i})
-        headers = {"Last-Event-ID": "2"}
+        headers = {"Last-Event-ID": f"{app.event_id_prefix}2"}
         async with subscribe(client, f"{url}/events?subscribe=orders.*", headers) as (_, r, _):
             await r.wait_for(lambda r: len(r.events) == 2)
             await app.publish("orders.created", {"i": 6})
             await r.wait_for(lambda r: len(r.events) == 3)
         # The query parameter works too (for clients that cannot set headers).
-        async with subscribe(client, f"{url}/events?subscribe=orders.*&lastEventId=5") as (
+        async with subscribe(
+            client, f"{url}/events?subscribe=orders.*&lastEventId={app.event_id_prefix}5"
+        ) as (
             _,
             q,
             _,
         ):
             await q.wait_for(lambda r: len(r.events) == 1)
-    assert [e.id for e in r.events] == ["4", "5", "6"]
-    assert [e.id for e in q.events] == ["6"]
+    assert [seq(e.id) for e in r.events] == ["4", "5", "6"]
+    assert [seq(e.id) for e in q.events] == ["6"]
     assert transport.subscriber_count == 0
 
 
@@ -243,16 +248,16 @@ async def test_reset_when_the_missed_events_are_gone(client: httpx.AsyncClient) 
     async with serving(app) as url:
         for i in range(1, 6):
             await app.publish("orders.created", {"i": i})
-        headers = {"Last-Event-ID": "1"}
+        headers = {"Last-Event-ID": f"{app.event_id_prefix}1"}
         async with subscribe(client, f"{url}/events?subscribe=orders.*", headers) as (_, r, _):
             await r.wait_for(lambda r: len(r.events) == 1)
             await app.publish("orders.created", {"i": 6})
             await r.wait_for(lambda r: len(r.events) == 2)
     reset = r.events[0]
     assert reset.event == "reset"
-    assert reset.id == "5", "the reset moves the client's last id past the gap"
-    assert json.loads(reset.data)["lastEventId"] == "1"
-    assert (r.events[1].event, r.events[1].id) == ("orders.created", "6")
+    assert seq(reset.id) == "5", "the reset moves the client's last id past the gap"
+    assert json.loads(reset.data)["lastEventId"] == f"{app.event_id_prefix}1"
+    assert (r.events[1].event, seq(r.events[1].id)) == ("orders.created", "6")
 
 
 async def test_guards_protect_subscriptions_and_posts(client: httpx.AsyncClient) -> None:
