@@ -1,17 +1,40 @@
-"""The app object: ``uvicorn example_app.main:app`` or ``python -m example_app``.
+"""The app object: ``framework run example_app.main:app`` or ``python -m example_app``.
 
-Transports come from the environment: the in-memory transport always; Kafka when
-``KAFKA_BOOTSTRAP_SERVERS`` is set.
+Transports: in-memory (always), WebSocket on ``/ws`` and SSE on ``/events`` (same port as
+HTTP). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers are also served from Kafka topics,
+events are emitted to Kafka, and ``app.publish`` reaches browsers connected to any
+instance (each instance reads the broadcast topic).
 """
 
 from __future__ import annotations
 
+import os
+
 from example_app.app_module import AppModule
 from framework import Application, create_app
+from framework.transports.base import Transport
+from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport
+from framework.transports.sse import SseTransport
+from framework.transports.websocket import WebSocketTransport
 
 
-def build_app() -> Application:
-    return create_app(AppModule)
+def build_app(kafka_bootstrap: str | None = None) -> Application:
+    transports: list[Transport] = [WebSocketTransport(path="/ws"), SseTransport(path="/events")]
+    if not kafka_bootstrap:
+        return create_app(AppModule, transports=transports)
+    transports.append(
+        KafkaTransport(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=os.environ.get("KAFKA_GROUP_ID", "example-orders"),
+            auto_offset_reset="earliest",
+        )
+    )
+    return create_app(
+        AppModule,
+        transports=transports,
+        default_client=KafkaClient(bootstrap_servers=kafka_bootstrap),
+        relay=KafkaRelay(bootstrap_servers=kafka_bootstrap, topic="example.broadcast"),
+    )
 
 
-app = build_app()
+app = build_app(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))

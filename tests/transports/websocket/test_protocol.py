@@ -378,3 +378,27 @@ async def test_max_concurrency_lets_a_fast_request_pass_a_slow_one(serve: Serve)
         assert await recv_json(ws) == {"event": "ticks", "id": 2, "done": True}
         events.release_slow.set()
         assert await recv_json(ws) == {"event": "slow", "data": "finished", "id": 1}
+
+
+async def test_a_client_that_never_reads_is_dropped_after_close_timeout(serve: Serve) -> None:
+    async with serve(send_queue=4, close_timeout=0.2) as (app, transport, url):
+        events = app.get(Events)
+        async with raw_client(url + "/ws", max_queue=1) as slow:
+            await send_json(slow, {"event": "subscribe", "data": "feed", "id": 1})
+            await asyncio.wait_for(_until_subscribed(transport), TIMEOUT)
+            sock = events.connected[0]
+            payload = "x" * 64 * 1024
+            async with asyncio.timeout(TIMEOUT):
+                while sock.close_code is None:
+                    await app.publish("feed", payload)
+                    await asyncio.sleep(0.001)
+            # The close handshake cannot finish (the client reads nothing): the server
+            # gives up after close_timeout, drops the connection and calls on_disconnect.
+            gone = await asyncio.wait_for(events.disconnected.get(), TIMEOUT)
+            assert gone is sock and sock.close_code == 1008
+            assert transport.sockets == {}
+
+
+async def _until_subscribed(transport: WebSocketTransport) -> None:
+    while not any(s.subscriptions for s in transport.sockets.values()):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
