@@ -145,7 +145,7 @@ async def run_faststream(bootstrap: str, topic: str, n: int, ack: bool) -> tuple
     broker = KafkaBroker(bootstrap, logger=None)
     policy = AckPolicy.ACK if ack else AckPolicy.ACK_FIRST
 
-    @broker.subscriber(  # type: ignore[misc]
+    @broker.subscriber(
         topic,
         group_id=f"bench-fs-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",

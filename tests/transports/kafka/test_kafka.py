@@ -12,7 +12,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
-from framework import RemoteError, controller, create_app, event_pattern, message_pattern, module
+from framework import (
+    ClientProxy,
+    RemoteError,
+    controller,
+    create_app,
+    event_pattern,
+    message_pattern,
+    module,
+)
 from framework.exceptions import RequestTimeoutError
 from framework.transports.kafka import KafkaClient, KafkaContext, KafkaRelay, KafkaTransport
 from framework.transports.kafka.admin import TopicCreator
@@ -284,7 +292,7 @@ async def test_clients_get_their_own_replies_and_timeouts(kafka_bootstrap_server
         KafkaClient(bootstrap_servers=bootstrap, default_timeout=LIMIT) as two,
     ):
 
-        async def ask(client: KafkaClient, who: int) -> list[dict[str, int]]:
+        async def ask(client: ClientProxy, who: int) -> list[dict[str, int]]:
             return [await client.send(topic, {"who": who, "i": i}) for i in range(15)]
 
         first, second = await asyncio.gather(ask(one, 1), ask(two, 2))

@@ -383,7 +383,8 @@ async def test_max_concurrency_lets_a_fast_request_pass_a_slow_one(serve: Serve)
 async def test_a_client_that_never_reads_is_dropped_after_close_timeout(serve: Serve) -> None:
     async with serve(send_queue=4, close_timeout=0.2) as (app, transport, url):
         events = app.get(Events)
-        async with raw_client(url + "/ws", max_queue=1) as slow:
+        # The client's own close_timeout: it stops reading, so it cannot see the drop.
+        async with raw_client(url + "/ws", max_queue=1, close_timeout=0.1) as slow:
             await send_json(slow, {"event": "subscribe", "data": "feed", "id": 1})
             await asyncio.wait_for(_until_subscribed(transport), TIMEOUT)
             sock = events.connected[0]
