@@ -41,8 +41,8 @@ from framework.messaging.decorators import (
     use_interceptors,
     use_pipes,
 )
-from framework.transports.base import ClientProxy, Transport
 from framework.messaging.gateway import subscribe_message, websocket_gateway
+from framework.transports.base import ClientProxy, Transport
 
 __all__ = [
     "REQUEST",

@@ -309,12 +309,14 @@ class KafkaTransport(Transport):
             exact = [p for p in patterns if not is_wildcard(p)]
             if self.create_topics and exact:
                 await self._topics.ensure(exact)
+            # Running before the first fetch: the fetch loop exits when this is false.
+            self._running = True
             if patterns:
                 await self._start_consumer(patterns)
             else:
                 self._serving.set()
-            self._running = True
         except BaseException as exc:
+            self._running = False
             await self._cancel_tasks()
             await self._close_clients()
             if isinstance(exc, KafkaError | OSError):
