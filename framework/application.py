@@ -34,6 +34,7 @@ from framework.http.sse import close_route_streams
 from framework.messaging.codecs import encode
 from framework.messaging.pipeline import GlobalEnhancers
 from framework.messaging.router import MessageHandler, Router, build_router
+from framework.observability import Installation, Observability, install
 from framework.transports.base import ClientProxy, PublishRelay, Transport
 from framework.transports.memory import MemoryTransport
 
@@ -90,6 +91,7 @@ class Application:
         providers: Sequence[Any],
         overrides: Sequence[Provider] = (),
         relay: PublishRelay | None = None,
+        observability: Observability | None = None,
     ) -> None:
         self.root_module = root_module
         self.transports = list(transports)
@@ -108,7 +110,12 @@ class Application:
         # process cannot mistake new events for ones it has seen.
         self.event_id_prefix = format(int(time.time() * 1000), "x") + "-"
         self._started = False
-        self._starlette = Starlette(lifespan=self._lifespan)
+        self.observability = observability
+        self._observed: Installation | None = None
+        self._starlette = Starlette(
+            lifespan=self._lifespan,
+            middleware=observability.middleware() if observability is not None else None,
+        )
 
     # -- configuration -------------------------------------------------------------
 
@@ -202,6 +209,10 @@ class Application:
         container, self._router, self.http_routes = await self._build()
         self._container = container
         routes = [r.route for r in self.http_routes]
+        # Before transports bind: they must see the wrapped handlers.
+        self._observed = install(self, self.observability)
+        if self._observed is not None:
+            routes.extend(self._observed.routes)
         for transport in self.transports:
             transport.bind(self)
             routes.extend(transport.routes())
@@ -246,6 +257,9 @@ class Application:
                 await transport.stop()
             except Exception:
                 logger.exception("Transport %s failed to stop cleanly", transport.name)
+        if self._observed is not None:
+            self._observed.close()
+            self._observed = None
         for client in self._clients:
             try:
                 await client.close()
@@ -365,6 +379,7 @@ def create_app(
     default_client: ClientProxy | None = None,
     providers: Sequence[Provider | type] = (),
     relay: PublishRelay | None = None,
+    observability: Observability | None = None,
 ) -> Application:
     """Create an app from its root module.
 
@@ -378,8 +393,12 @@ def create_app(
         providers: extra global providers, visible in every module.
         relay: carries ``app.publish`` events to every instance (``KafkaRelay``); without
             one, published events reach this process's WebSocket/SSE clients only.
+        observability: health endpoints, metrics and trace context
+            (``framework.observability.Observability``); see docs/operations.md.
     """
     chosen = list(transports or [])
     if not any(isinstance(t, MemoryTransport) for t in chosen):
         chosen.insert(0, MemoryTransport())
-    return Application(root_module, chosen, default_client, providers, relay=relay)
+    return Application(
+        root_module, chosen, default_client, providers, relay=relay, observability=observability
+    )

@@ -1,4 +1,4 @@
-"""The ``framework`` command: run, routes, new, generate, kafka.
+"""The ``framework`` command: run, routes, asyncapi, new, generate, kafka.
 
 Exit codes: 0 success, 1 an error in the app (import, wiring, start-up), 2 a usage error.
 """
@@ -47,7 +47,7 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    from framework.cli import generate, routes, run, scaffold
+    from framework.cli import asyncapi, generate, routes, run, scaffold
 
     parser = argparse.ArgumentParser(
         prog="framework",
@@ -72,6 +72,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler=routes.command)
+
+    p = commands.add_parser("asyncapi", help="print the app's AsyncAPI 3.0.0 document")
+    _add_target(p)
+    p.add_argument(
+        "--format",
+        choices=asyncapi.FORMATS,
+        default=None,
+        help="json or yaml (default: yaml for an --output ending in .yaml/.yml, else json)",
+    )
+    p.add_argument("--output", "-o", default=None, help="write to this file (default: stdout)")
+    p.add_argument("--title", default=None, help="info.title (default: the root module's name)")
+    p.add_argument("--api-version", default="1.0.0", help="info.version (default: 1.0.0)")
+    p.add_argument("--description", default=None, help="info.description")
+    p.add_argument(
+        "--http-host",
+        default="localhost:8000",
+        help="host:port of the HTTP server, for WebSocket and SSE (default: localhost:8000)",
+    )
+    p.add_argument("--secure", action="store_true", help="wss/https instead of ws/http")
+    p.add_argument(
+        "--transport",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="document only this transport (repeatable; default: all)",
+    )
+    p.set_defaults(handler=asyncapi.command)
 
     p = commands.add_parser("new", help="create a new project folder")
     p.add_argument("name", help="project folder (its last part names the package)")

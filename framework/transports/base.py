@@ -86,6 +86,12 @@ class Transport(ABC):
         """True once connected and serving (for readiness probes)."""
         return True
 
+    @property
+    def alive(self) -> bool:
+        """False when a loop this transport depends on died and only a restart helps
+        (for liveness probes); True before start and after stop."""
+        return True
+
 
 Deliver = Callable[[str, bytes, "str | None"], Awaitable[None]]
 

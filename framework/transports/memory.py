@@ -26,6 +26,7 @@ from framework.messaging.codecs import decode, encode
 from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler, run_event_handlers
+from framework.observability._context import CURRENT, trace_headers
 from framework.transports.base import ClientProxy, Transport
 from framework.transports.channel import BoundedChannel
 
@@ -86,6 +87,10 @@ class MemoryTransport(Transport):
     @property
     def ready(self) -> bool:
         return self._queue is not None and all(not t.done() for t in self._tasks)
+
+    @property
+    def alive(self) -> bool:
+        return self._queue is None or all(not t.done() for t in self._tasks)
 
     def create_client(self) -> MemoryClient:
         return MemoryClient(self)
@@ -211,6 +216,7 @@ class MemoryClient(ClientProxy):
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
+        headers = trace_headers(headers)
         return await self.transport.request(pattern, encode(data), headers, timeout)
 
     def stream(
@@ -221,6 +227,7 @@ class MemoryClient(ClientProxy):
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Any]:
+        headers = trace_headers(headers)
         return self.transport.request_stream(pattern, encode(data), headers, timeout)
 
     async def emit(
@@ -232,6 +239,8 @@ class MemoryClient(ClientProxy):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         queue = self.transport._queue
+        if CURRENT.get() is not None:  # inside a traced handler: carry its trace on
+            headers = trace_headers(headers)
         item = (pattern, encode(data), headers)
         if queue is not None and queue.try_put(item):
             self.transport._unfinished += 1

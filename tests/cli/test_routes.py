@@ -11,20 +11,22 @@ def test_routes_table_lists_http_routes_and_patterns() -> None:
     result = cli("routes", "example_app.main:app")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Transports: memory" in out
+    assert "Transports: memory, ws, sse" in out
     lines = [" ".join(line.split()) for line in out.splitlines()]
     assert "http POST /orders OrdersController.create" in lines
     assert "http GET /orders/{order_id} OrdersController.get_one" in lines
     assert "http GET /notifications NotificationsController.list" in lines
-    assert "message orders.get memory OrdersController.get_by_message" in lines
-    assert "event orders.created memory NotificationsController.on_order_created" in lines
+    assert "message orders.get memory,ws,sse OrdersController.get_by_message" in lines
+    assert "event orders.created memory,ws,sse NotificationsController.on_order_created" in lines
+    assert "ws websocket /ws" in lines
+    assert "sse POST /events/{pattern}" in lines
 
 
 def test_routes_json_is_machine_readable() -> None:
     result = cli("routes", "example_app.main:app", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["transports"] == ["memory"]
+    assert data["transports"] == ["memory", "ws", "sse"]
     assert {
         "kind": "http",
         "method": "GET",
@@ -33,11 +35,13 @@ def test_routes_json_is_machine_readable() -> None:
     } in data["http"]
     patterns = {(p["kind"], p["pattern"]): p for p in data["patterns"]}
     get = patterns[("message", "orders.get")]
-    assert get["transports"] == ["memory"]
+    assert get["transports"] == ["memory", "ws", "sse"]
     assert get["declared_transports"] is None  # every transport of the app
     assert get["handler"] == "OrdersController.get_by_message"
     assert ("event", "orders.created") in patterns
-    assert data["endpoints"] == []
+    assert {"transport": "ws", "kind": "websocket", "methods": None, "path": "/ws"} in (
+        data["endpoints"]
+    )
 
 
 def test_routes_accepts_a_module_class() -> None:

@@ -31,6 +31,7 @@ from aiokafka import (  # type: ignore[import-untyped]
 from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import RemoteError, RequestTimeoutError, TransportError
+from framework.observability._context import trace_headers
 from framework.transports.base import ClientProxy
 from framework.transports.kafka.admin import TopicCreator, split_options
 from framework.transports.kafka.wire import (
@@ -333,7 +334,7 @@ class KafkaClient(ClientProxy):
                 value,
                 # aiokafka refuses a record without key and value: key a null request.
                 key=None if value is not None else cid.encode(),
-                headers=request_headers(cid, reply_topic, partition, headers),
+                headers=request_headers(cid, reply_topic, partition, trace_headers(headers)),
             )
             await ack
         except BaseException:
@@ -433,7 +434,7 @@ class KafkaClient(ClientProxy):
             raw_key = b""  # aiokafka refuses a record without key and value
         try:
             ack = await self._producer.send(
-                pattern, value, key=raw_key, headers=encode_headers(headers)
+                pattern, value, key=raw_key, headers=encode_headers(trace_headers(headers))
             )
             await ack
         except KafkaError as exc:

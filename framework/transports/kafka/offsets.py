@@ -111,3 +111,7 @@ class OffsetTracker(Generic[K]):
     def pending(self) -> dict[K, int]:
         """A copy of the uncommitted watermarks."""
         return dict(self._pending)
+
+    def watermark(self, partition: K) -> int | None:
+        """The offset after the last finished record (committed or not), if known."""
+        return self._pending.get(partition, self._committed.get(partition))

@@ -181,6 +181,11 @@ class KafkaTransport(Transport):
 
     name = NAME
 
+    on_retry: Callable[[MessageHandler], None] | None = None
+    """Called before each retry of a failed handler (set by metrics)."""
+    on_dead_letter: Callable[[MessageHandler], None] | None = None
+    """Called when a record is given up: dead-lettered, or dropped with ``dlq=False``."""
+
     def __init__(
         self,
         *,
@@ -420,6 +425,29 @@ class KafkaTransport(Transport):
             return False
         task = self._consume_task
         return task is None or not task.done()
+
+    @property
+    def alive(self) -> bool:
+        """False when the fetch or commit loop died while the transport runs."""
+        if not self._running:
+            return True
+        tasks = (self._consume_task, self._commit_task)
+        return all(task is None or not task.done() for task in tasks)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet handled per assigned partition, ``{(topic, partition): n}``:
+        the high watermark seen by the last fetch minus the offset after the last
+        handled record. Partitions not fetched from yet are left out."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        found = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            done = self._tracker.watermark(tp)
+            if high is not None and done is not None:
+                found[(tp.topic, tp.partition)] = max(high - done, 0)
+        return found
 
     def create_client(self) -> ClientProxy:
         from framework.transports.kafka.client import KafkaClient
@@ -663,6 +691,8 @@ class KafkaTransport(Transport):
                 if not await lane.sleep(delay):
                     return False
                 attempts += 1
+                if self.on_retry is not None:
+                    self.on_retry(handler)
                 try:
                     await handler.call(decode(record.value), ctx)
                     return True
@@ -692,6 +722,8 @@ class KafkaTransport(Transport):
             exc,
             f"sending it to {topic!r}" if topic else "record dropped (dlq=False)",
         )
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(handler)
         if topic is None:
             return True
         headers = dead_letter_headers(

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from framework.exceptions import RemoteError, RequestTimeoutError, TransportError
 from framework.messaging.codecs import encode
 from framework.messaging.patterns import matches
+from framework.observability._context import trace_headers
 from framework.transports.base import ClientProxy
 
 logger = logging.getLogger("framework.websocket")
@@ -244,6 +245,7 @@ class WebSocketClient(ClientProxy):
         parts = [b'{"event":', pydantic_core.to_json(pattern), b',"data":', encode(data)]
         if fid is not None:
             parts += [b',"id":', str(fid).encode()]
+        headers = trace_headers(headers)
         if headers:
             parts += [b',"headers":', pydantic_core.to_json(dict(headers))]
         parts.append(b"}")

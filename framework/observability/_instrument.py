@@ -1,0 +1,172 @@
+"""Wrap compiled handlers at start-up: message scope for logs and traces, and metrics.
+
+Only an app with observability on runs any of this; without it ``handler.call`` is left
+as the router compiled it and no per-message code is added. A wrapped handler asks the
+transports for a context (``needs_context``), since the pattern, transport and headers
+of the message are what the scope and the metric labels are made of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from time import perf_counter
+from typing import Any
+
+from framework.messaging.context import MessageContext
+from framework.messaging.router import Invoke, MessageHandler
+from framework.observability._context import CURRENT, MessageScope
+from framework.observability._metrics import HandlerSeries, Series
+
+_STREAM_TYPES: dict[type, bool] = {}
+
+
+def _is_stream(result: Any) -> bool:
+    """Whether a result is an async iterator; cached per type (``hasattr`` on a pydantic
+    model is slow when the attribute is missing)."""
+    cls = result.__class__
+    try:
+        return _STREAM_TYPES[cls]
+    except KeyError:
+        pass
+    if len(_STREAM_TYPES) >= 1000:
+        _STREAM_TYPES.clear()
+    found = _STREAM_TYPES[cls] = any("__aiter__" in vars(k) for k in cls.__mro__)
+    return found
+
+
+class _ScopedStream:
+    """A streamed reply whose items are produced inside the message's scope, and which
+    counts as handled or failed when it ends."""
+
+    __slots__ = ("_done", "_inner", "_scope", "_series")
+
+    def __init__(self, inner: Any, scope: MessageScope | None, series: Series | None) -> None:
+        self._inner: AsyncIterator[Any] = aiter(inner)
+        self._scope = scope
+        self._series = series
+        self._done = False
+
+    def __aiter__(self) -> _ScopedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        token = CURRENT.set(self._scope) if self._scope is not None else None
+        try:
+            return await anext(self._inner)
+        except StopAsyncIteration:
+            self._finish(ok=True)
+            raise
+        except Exception:
+            self._finish(ok=False)
+            raise
+        finally:
+            if token is not None:
+                CURRENT.reset(token)
+
+    def _finish(self, *, ok: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._series is not None:
+            if ok:
+                self._series.handled += 1
+            else:
+                self._series.failed += 1
+
+    async def aclose(self) -> None:
+        """Close the handler's iterator (a client went away or the server stops); a
+        stream closed early counts as handled."""
+        self._finish(ok=True)
+        close = getattr(self._inner, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _fallback(handler: MessageHandler) -> MessageContext:
+    """A context for transports that ignore ``needs_context``: what the handler knows."""
+    return MessageContext(handler.pattern, "unknown")
+
+
+def _scoped(handler: MessageHandler, call: Invoke, tracing: bool, streams: bool) -> Invoke:
+    name = handler.name
+
+    async def invoke(raw: Any, ctx: Any) -> Any:
+        scope = MessageScope(ctx or _fallback(handler), name, tracing)
+        token = CURRENT.set(scope)
+        try:
+            result = await call(raw, ctx)
+        finally:
+            CURRENT.reset(token)
+        if streams and _is_stream(result):
+            return _ScopedStream(result, scope, None)
+        return result
+
+    return invoke
+
+
+def _measured(handler: MessageHandler, call: Invoke, table: HandlerSeries, streams: bool) -> Invoke:
+    by_transport, create = table.by_transport, table.get
+
+    async def invoke(raw: Any, ctx: Any) -> Any:
+        transport = ctx.transport if ctx is not None else None
+        series = by_transport.get(transport) or create(transport)
+        start = perf_counter()
+        try:
+            result = await call(raw, ctx)
+        except Exception:
+            series.error(perf_counter() - start)
+            raise
+        if streams and _is_stream(result):
+            return _ScopedStream(result, None, series)
+        series.ok(perf_counter() - start)
+        return result
+
+    return invoke
+
+
+def _scoped_measured(
+    handler: MessageHandler, call: Invoke, tracing: bool, table: HandlerSeries, streams: bool
+) -> Invoke:
+    name = handler.name
+    by_transport, create = table.by_transport, table.get
+
+    async def invoke(raw: Any, ctx: Any) -> Any:
+        if ctx is None:
+            ctx = _fallback(handler)
+        scope = MessageScope(ctx, name, tracing)
+        transport = ctx.transport
+        series = by_transport.get(transport) or create(transport)
+        token = CURRENT.set(scope)
+        start = perf_counter()
+        try:
+            result = await call(raw, ctx)
+        except Exception:
+            series.error(perf_counter() - start)
+            raise
+        finally:
+            CURRENT.reset(token)
+        if streams and _is_stream(result):
+            return _ScopedStream(result, scope, series)
+        series.ok(perf_counter() - start)
+        return result
+
+    return invoke
+
+
+def instrument(
+    handler: MessageHandler, *, scoped: bool, tracing: bool, table: HandlerSeries | None
+) -> None:
+    """Wrap ``handler.call`` in place (transports hold the handler objects, so they see
+    the wrapped call); a no-op when neither a scope nor metrics are wanted."""
+    # Only request handlers reply with streams (an event's result is dropped).
+    streams = handler.kind == "message"
+    call = handler.call
+    if table is not None and scoped:
+        handler.call = _scoped_measured(handler, call, tracing, table, streams)
+    elif table is not None:
+        handler.call = _measured(handler, call, table, streams)
+    elif scoped:
+        handler.call = _scoped(handler, call, tracing, streams)
+    else:
+        return
+    handler.needs_context = True

@@ -1,0 +1,251 @@
+"""Message metrics: plain counters updated per message, exposed through prometheus-client.
+
+Per message the cost is a clock read, a bisect and two integer additions: no lock, no
+label lookup (each handler holds its own series per transport). prometheus-client only
+runs at scrape time, when ``MetricsCollector.collect`` turns the counters into metric
+families. Everything runs on the event loop's thread, so the counters need no lock; a
+scrape from another thread may read a histogram mid-update, off by one observation.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from framework.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from framework.messaging.router import MessageHandler
+    from framework.transports.base import Transport
+
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+"""Upper bounds, in seconds, of the handler latency histogram's buckets."""
+
+PROMETHEUS_REQUIREMENT = "prometheus-client>=0.20"
+
+LABELS = ("transport", "pattern", "handler")
+
+
+def prometheus() -> Any:
+    """The ``prometheus_client`` module (an optional dependency).
+
+    Raises:
+        ConfigurationError: prometheus-client is not installed.
+    """
+    try:
+        # Typed loosely on purpose: mypy must pass where the package is not installed.
+        import prometheus_client  # type: ignore[import-not-found, unused-ignore]
+        import prometheus_client.core  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        raise ConfigurationError(
+            "Metrics need prometheus-client, which is not installed: "
+            f"`pip install '{PROMETHEUS_REQUIREMENT}'` (or the framework's `metrics` extra), "
+            "or leave metrics_path=None"
+        ) from None
+    return prometheus_client
+
+
+class Series:
+    """Counters of one handler on one transport."""
+
+    __slots__ = ("bounds", "buckets", "dead_lettered", "failed", "handled", "retried", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.handled = 0
+        self.failed = 0
+        self.retried = 0
+        self.dead_lettered = 0
+        self.buckets = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def ok(self, seconds: float) -> None:
+        self.handled += 1
+        self.buckets[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def error(self, seconds: float) -> None:
+        self.failed += 1
+        self.buckets[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+
+class HandlerSeries:
+    """One handler's series by transport name, created on first use."""
+
+    __slots__ = ("by_transport", "metrics", "name", "pattern")
+
+    def __init__(self, metrics: MessageMetrics, handler: MessageHandler) -> None:
+        self.metrics = metrics
+        self.name = handler.name
+        self.pattern = handler.pattern
+        self.by_transport: dict[str | None, Series] = {}
+
+    def get(self, transport: str | None) -> Series:
+        try:
+            return self.by_transport[transport]
+        except KeyError:
+            series = self.by_transport[transport] = Series(self.metrics.buckets)
+            return series
+
+
+class MessageMetrics:
+    """Every handler's series, and the transports to ask for gauges at scrape time.
+
+    Args:
+        buckets: histogram upper bounds in seconds, ascending.
+        prefix: the metric names' prefix.
+    """
+
+    def __init__(
+        self, buckets: Sequence[float] = DEFAULT_BUCKETS, prefix: str = "framework"
+    ) -> None:
+        if list(buckets) != sorted(set(buckets)) or not buckets:
+            raise ConfigurationError("Histogram buckets must be distinct and ascending")
+        self.buckets = tuple(float(b) for b in buckets)
+        self.prefix = prefix
+        self.handlers: dict[MessageHandler, HandlerSeries] = {}
+        self.transports: list[Transport] = []
+
+    def series(self, handler: MessageHandler) -> HandlerSeries:
+        found = self.handlers.get(handler)
+        if found is None:
+            found = self.handlers[handler] = HandlerSeries(self, handler)
+        return found
+
+    def hook(self, transport: str, field: str) -> Callable[[MessageHandler], None]:
+        """A callback counting ``field`` (``retried``/``dead_lettered``) for a handler."""
+
+        def count(handler: MessageHandler) -> None:
+            series = self.series(handler).get(transport)
+            setattr(series, field, getattr(series, field) + 1)
+
+        return count
+
+    def rows(self) -> Iterator[tuple[tuple[str, str, str], Series]]:
+        for handler_series in list(self.handlers.values()):
+            for transport, series in list(handler_series.by_transport.items()):
+                labels = (transport or "unknown", handler_series.pattern, handler_series.name)
+                yield labels, series
+
+
+def connected_clients(transport: Any) -> int | None:
+    """Open client connections of a push transport (WebSocket sockets, SSE streams)."""
+    count = getattr(transport, "subscriber_count", None)
+    if isinstance(count, int):
+        return count
+    sockets = getattr(transport, "sockets", None)
+    if isinstance(sockets, dict):
+        return len(sockets)
+    return None
+
+
+class MetricsCollector:
+    """A prometheus-client collector over ``MessageMetrics`` (register it in any
+    ``CollectorRegistry``)."""
+
+    def __init__(self, metrics: MessageMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Any]:
+        # Names let a registry refuse a second collector exposing the same metrics.
+        core = prometheus().core
+        CounterMetricFamily, GaugeMetricFamily = core.CounterMetricFamily, core.GaugeMetricFamily
+        HistogramMetricFamily = core.HistogramMetricFamily
+        p = self.metrics.prefix
+        return [
+            CounterMetricFamily(f"{p}_messages_handled", "", labels=LABELS),
+            CounterMetricFamily(f"{p}_messages_failed", "", labels=LABELS),
+            CounterMetricFamily(f"{p}_messages_retried", "", labels=LABELS),
+            CounterMetricFamily(f"{p}_messages_dead_lettered", "", labels=LABELS),
+            HistogramMetricFamily(f"{p}_handler_duration_seconds", "", labels=LABELS),
+            GaugeMetricFamily(f"{p}_connected_clients", "", labels=("transport",)),
+            GaugeMetricFamily(
+                f"{p}_kafka_consumer_lag", "", labels=("group", "topic", "partition")
+            ),
+        ]
+
+    def collect(self) -> Iterator[Any]:
+        core = prometheus().core
+        CounterMetricFamily, GaugeMetricFamily = core.CounterMetricFamily, core.GaugeMetricFamily
+        HistogramMetricFamily = core.HistogramMetricFamily
+        m, p = self.metrics, self.metrics.prefix
+        handled = CounterMetricFamily(
+            f"{p}_messages_handled",
+            "Handler calls that returned (a stream counts when it ends).",
+            labels=LABELS,
+        )
+        failed = CounterMetricFamily(
+            f"{p}_messages_failed",
+            "Handler calls that raised (every Kafka retry attempt counts).",
+            labels=LABELS,
+        )
+        retried = CounterMetricFamily(
+            f"{p}_messages_retried", "Retries of a failed handler (Kafka).", labels=LABELS
+        )
+        dead = CounterMetricFamily(
+            f"{p}_messages_dead_lettered",
+            "Records given up after retries: sent to the dead-letter topic, or dropped "
+            "with dlq=False (Kafka).",
+            labels=LABELS,
+        )
+        latency = HistogramMetricFamily(
+            f"{p}_handler_duration_seconds",
+            "Time from handler call to result or error (streams are not timed).",
+            labels=LABELS,
+        )
+        bounds = [_le(b) for b in m.buckets] + ["+Inf"]
+        for labels, s in m.rows():
+            handled.add_metric(labels, s.handled)
+            failed.add_metric(labels, s.failed)
+            retried.add_metric(labels, s.retried)
+            dead.add_metric(labels, s.dead_lettered)
+            cumulative, running = [], 0
+            for le, count in zip(bounds, s.buckets, strict=True):
+                running += count
+                cumulative.append((le, float(running)))
+            latency.add_metric(labels, cumulative, s.total)
+        yield from (handled, failed, retried, dead, latency)
+
+        clients = GaugeMetricFamily(
+            f"{p}_connected_clients",
+            "Open WebSocket connections and SSE streams.",
+            labels=("transport",),
+        )
+        lag = GaugeMetricFamily(
+            f"{p}_kafka_consumer_lag",
+            "Records not yet handled per assigned partition: the high watermark of the "
+            "last fetch minus the offset after the last handled record.",
+            labels=("group", "topic", "partition"),
+        )
+        for transport in m.transports:
+            connected = connected_clients(transport)
+            if connected is not None:
+                clients.add_metric([transport.name], connected)
+            partition_lag = getattr(transport, "lag", None)
+            if callable(partition_lag):
+                group = str(getattr(transport, "group_id", ""))
+                for (topic, partition), behind in sorted(partition_lag().items()):
+                    lag.add_metric([group, topic, str(partition)], behind)
+        yield clients
+        yield lag
+
+
+def _le(bound: float) -> str:
+    return repr(bound) if bound != int(bound) else f"{bound:.1f}"

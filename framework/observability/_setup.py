@@ -1,0 +1,186 @@
+"""``Observability``: what ``create_app(..., observability=...)`` turns on, and installing
+it on a starting app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from framework.exceptions import ConfigurationError
+from framework.messaging.context import MessageContext
+from framework.observability._context import CURRENT, MessageScope
+from framework.observability._health import health_routes
+from framework.observability._instrument import instrument
+from framework.observability._logging import logging_context_wanted
+from framework.observability._metrics import (
+    DEFAULT_BUCKETS,
+    MessageMetrics,
+    MetricsCollector,
+    prometheus,
+)
+
+if TYPE_CHECKING:
+    from framework.application import Application
+
+
+class HttpScopeMiddleware:
+    """Sets the message scope for HTTP requests: transport ``"http"``, the path as the
+    pattern, and the request's ``traceparent``, so clients called from HTTP routes
+    carry the trace on."""
+
+    def __init__(self, app: ASGIApp, tracing: bool = True) -> None:
+        self.app = app
+        self.tracing = tracing
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = MessageContext(scope["path"], "http", Headers(scope=scope))
+        token = CURRENT.set(MessageScope(request, None, self.tracing))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CURRENT.reset(token)
+
+
+class Observability:
+    """Health endpoints, metrics and trace context for an app.
+
+    Pass it to ``create_app(..., observability=Observability(...))``. Logging is set up
+    apart, with ``configure_logging()``.
+
+    Args:
+        health_path: serve ``GET <health_path>/live`` and ``<health_path>/ready`` on the
+            app's HTTP server; ``None`` serves no health endpoints.
+        metrics_path: serve Prometheus metrics at this path (needs the optional
+            ``prometheus-client`` package); ``None`` (default) collects no metrics.
+        tracing: carry W3C ``traceparent``/``tracestate`` from every incoming message
+            and HTTP request to the handler and onto every message it sends (a message
+            without one starts a new trace).
+        latency_buckets: upper bounds of the handler latency histogram, in seconds.
+        registry: the prometheus-client ``CollectorRegistry`` to register the
+            framework's metrics in and to serve at ``metrics_path``; ``None`` makes one
+            per app with the process and GC collectors. Pass
+            ``prometheus_client.REGISTRY`` to serve your own metrics too (then run one
+            app per process, or the registry refuses the second one's metrics).
+
+    Raises:
+        ConfigurationError: ``metrics_path`` is set but prometheus-client is missing, or
+            a path does not start with ``/``.
+    """
+
+    def __init__(
+        self,
+        *,
+        health_path: str | None = "/health",
+        metrics_path: str | None = None,
+        tracing: bool = True,
+        latency_buckets: Sequence[float] = DEFAULT_BUCKETS,
+        registry: Any = None,
+    ) -> None:
+        for label, path in (("health_path", health_path), ("metrics_path", metrics_path)):
+            if path is not None and not path.startswith("/"):
+                raise ConfigurationError(f"{label} must start with '/', got {path!r}")
+        if metrics_path is not None:
+            prometheus()
+        self.health_path = health_path
+        self.metrics_path = metrics_path
+        self.tracing = tracing
+        self.latency_buckets = tuple(latency_buckets)
+        self.registry = registry
+        # Checked now, not at the first scrape.
+        MessageMetrics(self.latency_buckets)
+
+    def middleware(self) -> list[Middleware]:
+        """ASGI middleware for the app's HTTP server (the HTTP request scope)."""
+        return [Middleware(HttpScopeMiddleware, tracing=self.tracing)]
+
+    def install(self, app: Application) -> Installation:
+        """Wrap the app's compiled handlers and make the endpoints (at start-up)."""
+        return Installation(app, self)
+
+
+class Installation:
+    """What one started app got: its routes, its metrics; ``close()`` at shutdown."""
+
+    def __init__(self, app: Application, config: Observability) -> None:
+        self.routes: list[BaseRoute] = []
+        self.metrics: MessageMetrics | None = None
+        self._registry: Any = None
+        self._collector: MetricsCollector | None = None
+        self._hooked: list[Any] = []
+        scoped = config.tracing or logging_context_wanted()
+        if config.metrics_path is not None:
+            self.metrics = MessageMetrics(config.latency_buckets)
+            self.metrics.transports = list(app.transports)
+            self._register(config)
+            self._hook_transports(app, self.metrics)
+            self.routes.append(_metrics_route(config.metrics_path, self._registry))
+        for handler in app.router.handlers:
+            table = self.metrics.series(handler) if self.metrics is not None else None
+            instrument(handler, scoped=scoped, tracing=config.tracing, table=table)
+        if config.health_path is not None:
+            self.routes.extend(health_routes(config.health_path, app.transports))
+
+    def _register(self, config: Observability) -> None:
+        prom = prometheus()
+        assert self.metrics is not None
+        registry = config.registry
+        if registry is None:
+            registry = prom.CollectorRegistry()
+            prom.ProcessCollector(registry=registry)
+            prom.GCCollector(registry=registry)
+        collector = MetricsCollector(self.metrics)
+        try:
+            registry.register(collector)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"The metrics registry already has the framework's metrics ({exc}); another "
+                "app in this process registered them: give each app its own registry "
+                "(the default) instead of a shared one"
+            ) from None
+        self._registry, self._collector = registry, collector
+
+    def _hook_transports(self, app: Application, metrics: MessageMetrics) -> None:
+        for transport in app.transports:
+            # Transports with retries (Kafka) report them through these hooks.
+            if hasattr(transport, "on_retry") and hasattr(transport, "on_dead_letter"):
+                transport.on_retry = metrics.hook(transport.name, "retried")
+                transport.on_dead_letter = metrics.hook(transport.name, "dead_lettered")
+                self._hooked.append(transport)
+
+    def close(self) -> None:
+        """Unregister the metrics and unhook the transports (the app stopped)."""
+        for transport in self._hooked:
+            transport.on_retry = transport.on_dead_letter = None
+        self._hooked = []
+        if self._collector is not None:
+            self._registry.unregister(self._collector)
+            self._collector = None
+
+
+def _metrics_route(path: str, registry: Any) -> Route:
+    prom = prometheus()
+
+    async def metrics(_: Request) -> Response:
+        return Response(prom.generate_latest(registry), media_type=prom.CONTENT_TYPE_LATEST)
+
+    return Route(path, metrics, methods=["GET"], name="metrics")
+
+
+def install(app: Application, config: Observability | None) -> Installation | None:
+    """Install ``config`` on a starting app; without one, only the logging context when
+    ``configure_logging`` (a root ``ContextFilter``) asks for it."""
+    if config is None:
+        if not logging_context_wanted():
+            return None
+        config = Observability(health_path=None, tracing=False)
+    return config.install(app)
