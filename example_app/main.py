@@ -4,24 +4,35 @@ Transports: in-memory (always), WebSocket on ``/ws`` and SSE on ``/events`` (sam
 HTTP). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers are also served from Kafka topics,
 events are emitted to Kafka, and ``app.publish`` reaches browsers connected to any
 instance (each instance reads the broadcast topic).
+
+Operations: ``GET /health/live`` and ``/health/ready``, trace context on every message,
+and Prometheus metrics at ``/metrics`` when prometheus-client is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from example_app.app_module import AppModule
 from framework import Application, create_app
+from framework.observability import Observability
 from framework.transports.base import Transport
 from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport
 from framework.transports.sse import SseTransport
 from framework.transports.websocket import WebSocketTransport
 
 
+def observability() -> Observability:
+    """Health probes and tracing; metrics only where the optional package is installed."""
+    metrics = importlib.util.find_spec("prometheus_client") is not None
+    return Observability(health_path="/health", metrics_path="/metrics" if metrics else None)
+
+
 def build_app(kafka_bootstrap: str | None = None) -> Application:
     transports: list[Transport] = [WebSocketTransport(path="/ws"), SseTransport(path="/events")]
     if not kafka_bootstrap:
-        return create_app(AppModule, transports=transports)
+        return create_app(AppModule, transports=transports, observability=observability())
     transports.append(
         KafkaTransport(
             bootstrap_servers=kafka_bootstrap,
@@ -34,6 +45,7 @@ def build_app(kafka_bootstrap: str | None = None) -> Application:
         transports=transports,
         default_client=KafkaClient(bootstrap_servers=kafka_bootstrap),
         relay=KafkaRelay(bootstrap_servers=kafka_bootstrap, topic="example.broadcast"),
+        observability=observability(),
     )
 
 

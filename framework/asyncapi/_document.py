@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from framework.application import AppDescription, Application
-from framework.asyncapi._schemas import SchemaSet, reply_type, type_title
+from framework.asyncapi._schemas import Mode, SchemaSet, reply_type, type_title
 from framework.asyncapi._servers import (
     HTTP_BINDING_VERSION,
     KAFKA_BINDING_VERSION,
@@ -72,7 +72,7 @@ def _ref(*parts: str) -> dict[str, str]:
     return {"$ref": "#/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)}
 
 
-def _message(tp: Any, mode: Any, schemas: SchemaSet, *, has_payload: bool) -> dict[str, Any]:
+def _message(tp: Any, mode: Mode, schemas: SchemaSet, *, has_payload: bool) -> dict[str, Any]:
     message: dict[str, Any] = {"title": type_title(tp) if has_payload else "no payload"}
     if not has_payload:
         message["description"] = "The handler takes no payload; whatever is sent is ignored."
@@ -102,18 +102,16 @@ def _reply_note(pattern: str, servers: list[str], server_set: ServerSet) -> str:
     return f"Replies to `{pattern}`; the address depends on the transport: {places}."
 
 
-def _bindings(
-    handler: MessageHandler, servers: list[str], server_set: ServerSet, groups: set[str]
-) -> dict[str, Any]:
-    protocols = {server_set.protocols[s] for s in servers}
+def _bindings(servers: list[str], server_set: ServerSet, groups: set[str]) -> dict[str, Any]:
     bindings: dict[str, Any] = {}
-    if "kafka" in protocols and len(groups) == 1:
+    # Only KafkaTransports give groups; several groups have no single binding.
+    if len(groups) == 1:
         (group,) = groups
         bindings["kafka"] = {
             "groupId": {"type": "string", "enum": [group]},
             "bindingVersion": KAFKA_BINDING_VERSION,
         }
-    if protocols & {"http", "https"}:
+    if server_set.sse.intersection(servers):
         # The SSE transport takes messages as POST <path>/<pattern>.
         bindings["http"] = {"method": "POST", "bindingVersion": HTTP_BINDING_VERSION}
     return bindings
@@ -234,7 +232,7 @@ def asyncapi_document(
             op["description"] = "\n\n".join(notes)
         op["tags"] = [{"name": h.controller.__name__}]
         groups = {t.group_id for t in chosen if isinstance(t, KafkaTransport) and h.serves(t.name)}
-        bindings = _bindings(h, servers, server_set, groups)
+        bindings = _bindings(servers, server_set, groups)
         if bindings:
             op["bindings"] = bindings
         operations[oid] = op

@@ -3,7 +3,9 @@
 Each transport is one server named after it (``kafka``, ``ws``, ``sse``, ``memory``).
 A WebSocket gateway with its own path is a server of its own (``ws-admin`` for
 ``/admin``), since its handlers are reachable on that path only. A transport this module
-does not know is described by its name (the protocol) and the HTTP host.
+does not know is described by its ``asyncapi_server(http_host=, secure=)`` method when it
+has one (an AsyncAPI Server Object: ``host``, ``protocol``, ...), else by its name (the
+protocol) and the HTTP host.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from framework.exceptions import ConfigurationError
 from framework.messaging.gateway import gateway_meta
 from framework.messaging.router import MessageHandler
 from framework.transports.base import Transport
@@ -55,6 +58,7 @@ class ServerSet:
     # transport -> (default server key, {gateway path: server key}) for WebSocket.
     _by_transport: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
     protocols: dict[str, str] = field(default_factory=dict)
+    sse: set[str] = field(default_factory=set)  # keys of SseTransport servers
 
     def for_handler(self, handler: MessageHandler, transports: Sequence[Transport]) -> list[str]:
         """The keys of the servers on which ``handler`` is reachable."""
@@ -139,6 +143,25 @@ def _memory() -> dict[str, Any]:
     }
 
 
+def _custom(t: Transport, http_host: str, secure: bool) -> dict[str, Any]:
+    """A transport's own ``asyncapi_server(http_host=, secure=)``, else its name."""
+    hook = getattr(t, "asyncapi_server", None)
+    if not callable(hook):
+        return {
+            "host": http_host,
+            "protocol": t.name,
+            "description": f"{type(t).__module__}.{type(t).__qualname__}",
+        }
+    server = dict(hook(http_host=http_host, secure=secure))
+    missing = [k for k in ("host", "protocol") if not isinstance(server.get(k), str)]
+    if missing:
+        raise ConfigurationError(
+            f"{type(t).__qualname__}.asyncapi_server() must return a Server Object with "
+            f"string {' and '.join(repr(k) for k in missing)}"
+        )
+    return server
+
+
 def build_servers(
     transports: Sequence[Transport],
     handlers: Sequence[MessageHandler],
@@ -170,13 +193,10 @@ def build_servers(
         elif isinstance(t, MemoryTransport):
             entries = [(t.name, _memory())]
         else:
-            custom = {
-                "host": http_host,
-                "protocol": t.name,
-                "description": f"{type(t).__module__}.{type(t).__qualname__}",
-            }
-            entries = [(t.name, custom)]
+            entries = [(t.name, _custom(t, http_host, secure))]
         made = [(keys.new(name), server) for name, server in entries]
+        if isinstance(t, SseTransport):
+            result.sse.add(made[0][0])
         for key, server in made:
             result.servers[key] = server
             result.protocols[key] = server["protocol"]

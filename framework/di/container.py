@@ -301,6 +301,9 @@ class Container:
                 raise DependencyCycleError(f"Provider dependency cycle: {cycle}")
             scope = rec.declared_scope
             for dep in rec.deps:
+                if dep.token is REQUEST:
+                    scope = Scope.REQUEST  # the current request exists only in a request
+                    continue
                 target = self._lookup(rec, dep)
                 if target is not None and visit(target, [*path, rec]) is Scope.REQUEST:
                     scope = Scope.REQUEST  # request scope bubbles up to consumers
@@ -389,7 +392,8 @@ class Container:
         if rec is None:
             rec = _record(node, cls)
             for dep in rec.deps:
-                self._lookup(rec, dep)
+                if dep.token is not REQUEST:
+                    self._lookup(rec, dep)
             node.visible[cls] = rec
         return await self.resolve(rec, None)
 

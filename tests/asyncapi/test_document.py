@@ -12,6 +12,7 @@ from example_app.main import build_app
 from framework import create_app
 from framework.asyncapi import asyncapi_document, build_asyncapi
 from framework.exceptions import ConfigurationError
+from framework.transports.base import Transport
 from tests.asyncapi import app as shop
 from tests.asyncapi.schema import schema_errors, unresolved_refs
 
@@ -222,3 +223,44 @@ async def test_an_app_without_handlers_is_still_a_valid_document() -> None:
     assert_valid(doc)
     assert doc["channels"] == {} and doc["operations"] == {}
     assert "components" not in doc
+
+
+class QueueTransport(Transport):
+    """A user's transport that describes its own server."""
+
+    name = "queue"
+
+    def __init__(self, server: dict[str, Any] | None) -> None:
+        self.server = server
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def asyncapi_server(self, *, http_host: str, secure: bool) -> dict[str, Any]:
+        assert self.server is not None
+        return self.server
+
+
+class NamedOnlyTransport(Transport):
+    name = "carrier-pigeon"
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def test_custom_transports_describe_their_servers() -> None:
+    described = QueueTransport({"host": "mq.internal:5672", "protocol": "amqp", "title": "Q"})
+    app = create_app(shop.ShopModule, transports=[described, NamedOnlyTransport()])
+    doc = await build_asyncapi(app, http_host="api.example:80")
+    assert_valid(doc)
+    assert doc["servers"]["queue"] == {"host": "mq.internal:5672", "protocol": "amqp", "title": "Q"}
+    named = doc["servers"]["carrier-pigeon"]
+    assert (named["host"], named["protocol"]) == ("api.example:80", "carrier-pigeon")
+    (audit,) = channels_for(doc, "orders.*").values()
+    assert servers_of(audit) == ["memory", "queue", "carrier-pigeon"]
+
+    broken = create_app(shop.ShopModule, transports=[QueueTransport({"host": "mq"})])
+    with pytest.raises(ConfigurationError, match=r"asyncapi_server\(\) must return .*'protocol'"):
+        await build_asyncapi(broken)

@@ -7,6 +7,7 @@ from typing import Annotated
 import pytest
 
 from framework import (
+    REQUEST,
     ConfigurationError,
     DependencyCycleError,
     DynamicModule,
@@ -307,3 +308,29 @@ async def test_importing_a_plain_class_says_to_decorate_it() -> None:
 
     with pytest.raises(ConfigurationError, match="is not a module: decorate it with @module"):
         await create_app(App).start()
+
+
+@injectable(scope=Scope.REQUEST)
+class CallInfo:
+    def __init__(self, request: Annotated[MessageContext, Inject(REQUEST)]) -> None:
+        self.pattern = request.pattern
+
+
+@controller()
+class CallInfoController:
+    def __init__(self, info: CallInfo) -> None:
+        self.info = info
+
+    @message_pattern("call.info.*")
+    async def handle(self, payload: int) -> str:
+        return self.info.pattern
+
+
+async def test_request_token_injects_the_current_message_context() -> None:
+    @module(controllers=[CallInfoController], providers=[CallInfo])
+    class App:
+        pass
+
+    async with create_app(App) as app:
+        assert await app.client.send("call.info.a", 1) == "call.info.a"
+        assert await app.client.send("call.info.b", 1) == "call.info.b"

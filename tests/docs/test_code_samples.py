@@ -1,8 +1,8 @@
 """The Python samples in docs/ compile, and the pages whose samples form a program run.
 
 Every ```python block of a page is compiled (top-level ``await`` allowed). The blocks of
-a page that are not marked with an HTML comment ``<!-- fragment -->`` on the line before
-them are joined, in order, into one script that must run to completion: such a page is a
+a page that are not marked with an HTML comment ``<!-- fragment -->`` ending the line
+before them are joined, in order, into one script that must run to completion: such a page is a
 worked example whose assertions are checked here. A block that cannot run on its own
 (it needs a broker, a server, or names defined elsewhere) is marked as a fragment.
 
@@ -52,7 +52,9 @@ def blocks(page: Path) -> list[Block]:
         before = text[: match.start()].rstrip().rsplit("\n", 1)[-1].strip()
         line = text.count("\n", 0, match.start()) + 2  # the first line of code
         name = str(page.relative_to(DOCS))
-        found.append(Block(name, line, code, before == FRAGMENT))
+        # The marker ends the line before the block (a line of its own, or inside a list
+        # item the end of its text, where a line of raw HTML would end the list).
+        found.append(Block(name, line, code, before.endswith(FRAGMENT)))
     return found
 
 
