@@ -6,22 +6,29 @@ tracing, with metrics (needs prometheus-client), and with everything; plus the b
 loop of ``dispatch.py`` as the baseline. Variants run interleaved, best of ``rounds``,
 so drift on a busy machine hits them all alike. Ratios are against "off".
 
-Run: ``python benchmarks/observability.py [events] [rounds]``.
+With ``--kafka``, the same comparison on the Kafka consume path (``kafka_consume.py``'s
+app: pre-produced records, a fresh group per run): off vs metrics + tracing.
+
+Run: ``python benchmarks/observability.py [--events N] [--rounds R] [--kafka]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import io
 import logging
-import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
+from benchmarks._kafka import create_topic, kafka_cluster, produce, unique
 from benchmarks.dispatch import BenchModule, Counter, OrderCreated, payloads
-from framework import Application, create_app
+from benchmarks.kafka_consume import Order, Sink
+from framework import Application, controller, create_app, event_pattern, module
 from framework.observability import Observability, configure_logging
+from framework.transports.kafka import KafkaTransport
 
 
 def _metrics_available() -> bool:
@@ -105,7 +112,61 @@ async def main(n: int, rounds: int) -> None:
         print("  (metrics variants skipped: prometheus-client is not installed)")
 
 
+async def kafka(records: int, rounds: int) -> None:
+    async def consume(bootstrap: str, topic: str, observability: Observability | None) -> float:
+        sink = Sink(records)
+
+        @controller()
+        class Orders:
+            @event_pattern(topic)
+            async def on_order(self, order: Order) -> None:
+                sink.record(order)
+
+        @module(controllers=[Orders])
+        class KafkaBench:
+            pass
+
+        transport = KafkaTransport(
+            bootstrap_servers=bootstrap,
+            group_id=f"bench-obs-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+        )
+        app = create_app(KafkaBench, transports=[transport], observability=observability)
+        async with app:
+            await asyncio.wait_for(sink.done.wait(), 120)
+        return sink.rate()[0]
+
+    logging.basicConfig(level=logging.CRITICAL)
+    with kafka_cluster() as bootstrap:
+        topic = unique("bench.observability")
+        await create_topic(bootstrap, topic, 1)
+        values = [
+            Order(id=i, customer=f"c{i % 100}", total=i * 0.5).model_dump_json().encode()
+            for i in range(records)
+        ]
+        await produce(bootstrap, topic, values)
+        on = Observability(metrics_path="/metrics") if _metrics_available() else Observability()
+        best_off = best_on = 0.0
+        for _ in range(rounds):
+            best_off = max(best_off, await consume(bootstrap, topic, None))
+            best_on = max(best_on, await consume(bootstrap, topic, on))
+    label = "metrics+tracing" if on.metrics_path else "tracing"
+    extra = (1 / best_on - 1 / best_off) * 1e9
+    print(f"observability cost, Kafka consume, {records:,} records x best of {rounds}:")
+    print(f"  off              {best_off:>10,.0f} records/s")
+    print(
+        f"  {label:16} {best_on:>10,.0f} records/s  ratio to off {best_on / best_off:4.2f}"
+        f"  ({extra:+.0f} ns/record)"
+    )
+
+
 if __name__ == "__main__":
-    events = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 7
-    asyncio.run(main(events, repeats))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--kafka", action="store_true", help="also measure Kafka consume")
+    parser.add_argument("--records", type=int, default=100_000, help="Kafka records")
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.rounds))
+    if args.kafka:
+        asyncio.run(kafka(args.records, 3))

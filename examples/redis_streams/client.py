@@ -26,6 +26,7 @@ from redis.typing import EncodableT, FieldT
 from framework import RemoteError, RequestTimeoutError, TransportError
 from framework.transports import ClientProxy, decode, encode
 
+from .aio import cancel_and_wait
 from .wire import (
     OPEN,
     Fields,
@@ -186,9 +187,7 @@ class RedisStreamsClient(ClientProxy):
                     call.future.set_exception(TransportError("The Redis client was closed"))
             reader, self._reader = self._reader, None
             if reader is not None:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+                await cancel_and_wait([reader])
             if redis is not None:
                 with contextlib.suppress(RedisError, OSError):
                     await redis.delete(self.reply_key)

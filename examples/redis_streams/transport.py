@@ -44,6 +44,7 @@ from framework.transports import (
     run_event_handlers,
 )
 
+from .aio import cancel_and_wait
 from .context import RedisStreamsContext
 from .wire import NAME, Fields, Inbound, dead_letter_key, parse_entry, reply_fields, stream_key
 
@@ -217,14 +218,13 @@ class RedisStreamsTransport(Transport):
         if redis is None:
             return
         self._stopping = True
-        for task in list(self._reading):
-            task.cancel()  # blocked in XREADGROUP: nothing in hand
+        # Workers blocked in XREADGROUP hold nothing: cancel them. The others finish the
+        # batch in hand (at most stop_timeout), then see _stopping.
+        await cancel_and_wait(self._reading, timeout=self.stop_timeout)
         busy = [*self._workers, *self._streams]
         if busy:
             _, late = await asyncio.wait(busy, timeout=self.stop_timeout)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*busy, return_exceptions=True)
+            await cancel_and_wait(late, timeout=self.stop_timeout)
         self._closing.set()
         await asyncio.gather(*self._timers, return_exceptions=True)
         await self._forget_consumer()

@@ -3,7 +3,7 @@ it on a starting app."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
@@ -117,6 +117,7 @@ class Installation:
         self._registry: Any = None
         self._collector: MetricsCollector | None = None
         self._hooked: list[Any] = []
+        self._untrace: Callable[[], None] | None = None
         scoped = config.tracing or logging_context_wanted()
         if config.metrics_path is not None:
             self.metrics = MessageMetrics(config.latency_buckets)
@@ -129,6 +130,11 @@ class Installation:
             instrument(handler, scoped=scoped, tracing=config.tracing, table=table)
         if config.health_path is not None:
             self.routes.extend(health_routes(config.health_path, app.transports))
+        if config.tracing:
+            from framework.observability._memory import trace_memory_clients
+
+            clients = [app.default_client, *app.container.instances_in_order()]
+            self._untrace = trace_memory_clients(clients, app.transports)
 
     def _register(self, config: Observability) -> None:
         prom = prometheus()
@@ -158,7 +164,11 @@ class Installation:
                 self._hooked.append(transport)
 
     def close(self) -> None:
-        """Unregister the metrics and unhook the transports (the app stopped)."""
+        """Unregister the metrics and unhook the transports and clients (the app
+        stopped)."""
+        if self._untrace is not None:
+            self._untrace()
+            self._untrace = None
         for transport in self._hooked:
             transport.on_retry = transport.on_dead_letter = None
         self._hooked = []

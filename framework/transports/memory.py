@@ -26,7 +26,6 @@ from framework.messaging.codecs import decode, encode
 from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler, run_event_handlers
-from framework.observability._context import CURRENT, trace_headers
 from framework.transports.base import ClientProxy, Transport
 from framework.transports.channel import BoundedChannel
 
@@ -216,7 +215,6 @@ class MemoryClient(ClientProxy):
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        headers = trace_headers(headers)
         return await self.transport.request(pattern, encode(data), headers, timeout)
 
     def stream(
@@ -227,7 +225,6 @@ class MemoryClient(ClientProxy):
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Any]:
-        headers = trace_headers(headers)
         return self.transport.request_stream(pattern, encode(data), headers, timeout)
 
     async def emit(
@@ -239,8 +236,6 @@ class MemoryClient(ClientProxy):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         queue = self.transport._queue
-        if CURRENT.get() is not None:  # inside a traced handler: carry its trace on
-            headers = trace_headers(headers)
         item = (pattern, encode(data), headers)
         if queue is not None and queue.try_put(item):
             self.transport._unfinished += 1

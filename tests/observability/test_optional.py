@@ -18,3 +18,12 @@ def test_missing_prometheus_client_is_a_configuration_error(
         Observability(metrics_path="/metrics")
     Observability()  # health and tracing need nothing extra
     assert PROMETHEUS_REQUIREMENT == "prometheus-client>=0.20"
+
+
+def test_public_names_are_documented() -> None:
+    import framework.observability as observability
+
+    for name in observability.__all__:
+        value = getattr(observability, name)
+        if callable(value):
+            assert value.__doc__, f"{name} has no docstring"

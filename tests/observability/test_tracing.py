@@ -7,7 +7,9 @@ import asyncio
 import httpx
 
 from framework import create_app
-from framework.observability import Observability
+from framework.messaging.context import MessageContext
+from framework.observability import MessageScope, Observability
+from framework.observability._context import CURRENT
 from framework.transports.websocket import WebSocketClient, WebSocketTransport
 from tests.observability.hops import PARENT_ID, TRACE_ID, TRACEPARENT, HopsModule, Seen
 from tests.timing import TIME_FACTOR
@@ -92,3 +94,26 @@ async def test_websocket_frame_headers_carry_the_trace() -> None:
     one, two = seen.hops["one"], seen.hops["two"]
     assert (one.transport, one.trace_id, one.parent_span_id) == ("ws", TRACE_ID, PARENT_ID)
     assert (two.transport, two.trace_id, two.parent_span_id) == ("memory", TRACE_ID, one.span_id)
+
+
+async def test_memory_clients_made_later_trace_too_and_nothing_is_left_after_stop() -> None:
+    async with create_app(HopsModule, observability=Observability()) as app:
+        later = app.memory.create_client()
+        # As inside a handler of a message that came with TRACEPARENT:
+        caller = MessageScope(
+            MessageContext("x", "memory", {"traceparent": TRACEPARENT}), "X", True
+        )
+        token = CURRENT.set(caller)
+        try:
+            await later.send("hop.one", 1)  # no headers: the client adds the trace
+        finally:
+            CURRENT.reset(token)
+        seen = app.get(Seen)
+        await _both_hops(seen)
+        assert (seen.hops["one"].trace_id, seen.hops["one"].parent_span_id) == (
+            TRACE_ID,
+            caller.span_id,
+        )
+    # Tracing put per-instance methods on the memory clients; stopping took them away.
+    assert not {"send", "stream", "emit"} & (vars(app.client).keys() | vars(later).keys())
+    assert "create_client" not in vars(app.memory)

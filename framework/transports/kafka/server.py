@@ -594,22 +594,25 @@ class KafkaTransport(Transport):
         events = router.find_events(tp.topic, NAME)
         finished = 0  # records[:finished] are done
         try:
-            single = events[0] if len(events) == 1 and not events[0].needs_context else None
+            single = events[0] if len(events) == 1 else None
             if single is not None:
-                # The hot path: one handler, no context, records without headers. JSON
-                # values go to the validator as they are; nothing is built per record.
+                # The hot path: one handler, records without headers. JSON values go to
+                # the validator as they are; a context is built only for a handler that
+                # asks for one.
                 call = single.call
                 decode = self._decoders.get(single, payload)
+                wants_context = single.needs_context
                 for record in records:
                     if record.headers or not lane.open:
                         break
                     value = record.value
+                    ctx = KafkaContext(record) if wants_context else None
                     try:
                         await call(
-                            value if value and value[0] in _JSON_FIRST else decode(value), None
+                            value if value and value[0] in _JSON_FIRST else decode(value), ctx
                         )
                     except Exception as exc:
-                        if not await self._recover(lane, record, single, exc, None):
+                        if not await self._recover(lane, record, single, exc, ctx):
                             return
                     finished += 1
             # Everything else (requests, headers, contexts, several handlers).
