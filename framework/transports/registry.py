@@ -67,8 +67,7 @@ def transport_class(name: str) -> type[Transport]:
         cls = ep.load()
     except ImportError as exc:
         raise ConfigurationError(
-            f"Transport {name!r} ({ep.value}) cannot be imported: {exc}; is its library "
-            "installed?"
+            f"Transport {name!r} ({ep.value}) cannot be imported: {exc}; is its library installed?"
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Transport)):
         raise ConfigurationError(

@@ -161,7 +161,7 @@ async def test_entries_of_a_crashed_consumer_are_claimed(
     await redis.xgroup_create(key, "jobs", id="$", mkstream=True)
     await redis.xadd(key, {"data": b"41"})
     # A consumer reads the entry and dies before acknowledging it.
-    taken = await redis.xreadgroup("jobs", "crashed", {key: ">"}, count=10)
+    taken: Any = await redis.xreadgroup("jobs", "crashed", {key: ">"}, count=10)
     assert len(taken[0][1]) == 1
     tracker = Tracker()
     async with app_on(redis_url, prefix, tracker):
@@ -182,7 +182,7 @@ async def test_an_entry_failing_max_deliveries_times_is_dead_lettered(
     ):
         await client.emit("jobs.broken", 5, headers={"trace": "abc"})
         # Blocks until the dead-letter entry is written (bounded by LIMIT).
-        found = await redis.xread({dead: "0-0"}, count=1, block=int(LIMIT * 1000))
+        found: Any = await redis.xread({dead: "0-0"}, count=1, block=int(LIMIT * 1000))
     assert found, "nothing reached the dead-letter stream"
     fields = found[0][1][0][1]
     assert fields[b"data"] == b"5"
@@ -219,11 +219,9 @@ async def test_two_consumers_in_one_group_split_the_work(redis_url: str, prefix:
 async def test_requests_from_two_clients_get_their_own_replies(
     redis_url: str, redis: Redis, prefix: str
 ) -> None:
-    async with (
-        app_on(redis_url, prefix, Tracker(), workers=2),
-        RedisStreamsClient(redis_url, prefix=prefix) as one,
-        RedisStreamsClient(redis_url, prefix=prefix) as two,
-    ):
+    one = RedisStreamsClient(redis_url, prefix=prefix)
+    two = RedisStreamsClient(redis_url, prefix=prefix)
+    async with app_on(redis_url, prefix, Tracker(), workers=2), one, two:
         replies = await asyncio.gather(
             *(one.send("calc.double", n) for n in range(25)),
             *(two.send("calc.double", 100 + n) for n in range(25)),
@@ -249,7 +247,7 @@ async def test_a_stream_stops_when_its_caller_leaves(redis_url: str, prefix: str
         RedisStreamsClient(redis_url, prefix=prefix) as client,
     ):
         got = []
-        async with aclosing(client.stream("ticks.watch", 10)) as ticks:
+        async with aclosing(client.stream("ticks.watch", 10)) as ticks:  # type: ignore[type-var]
             async for item in ticks:
                 got.append(item)
                 if len(got) == 3:
@@ -264,10 +262,8 @@ async def test_a_request_whose_caller_gave_up_is_not_handled(
     redis_url: str, redis: Redis, prefix: str
 ) -> None:
     tracker = Tracker()
-    async with (
-        app_on(redis_url, prefix, tracker),
-        RedisStreamsClient(redis_url, prefix=prefix) as client,
-    ):
+    client = RedisStreamsClient(redis_url, prefix=prefix)
+    async with app_on(redis_url, prefix, tracker), client:
         expired = int((time.time() - 1) * 1000)
         fields = request_fields(b"1", "old", client.reply_key, expired)
         await redis.xadd(f"{prefix}calc.record", fields)  # type: ignore[arg-type]
