@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install install-test-deps lint typecheck pytest bench clean
+.PHONY: run test install install-test-deps lint typecheck docs pytest bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,10 @@ run: install
 
 ## Install everything the tests need (Python packages, Kafka jars, npm packages, Chromium),
 ## then run the quality gates and the whole test suite.
-test: install-test-deps lint typecheck pytest
+test: install-test-deps lint typecheck docs pytest
 
 install-test-deps: $(PY)
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,docs]'
 	bash scripts/install-test-deps.sh
 
 lint:
@@ -30,6 +30,10 @@ lint:
 
 typecheck:
 	$(PY) -m mypy --strict framework/
+
+## The docs site must build without warnings (broken links, pages missing from nav).
+docs:
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 pytest:
 	$(PY) -m pytest -q

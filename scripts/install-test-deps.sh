@@ -20,9 +20,13 @@ while IFS= read -r lock; do
   fi
 done < <(find tests benchmarks -name package-lock.json -not -path '*/node_modules/*' 2>/dev/null)
 
-# 3. Chromium from Debian (Playwright drives it; it never downloads a browser).
-if ! command -v chromium >/dev/null 2>&1; then
+# 3. From Debian: Chromium (Playwright drives it; it never downloads a browser) and
+#    redis-server (the example Redis Streams transport's tests start their own).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
-  as_root apt-get install -y -qq chromium >/dev/null
+  as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 echo "test dependencies ready"
