@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -59,6 +60,7 @@ class RedisServer:
         self.attempts = attempts
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self._binary = "redis-server"
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -66,27 +68,46 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        """Start on a free port; raises ``RedisServerError`` when that fails."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerError("redis-server is not installed (Debian: redis-server)")
+        self._binary = binary
         self._dir = tempfile.TemporaryDirectory(prefix="redis-test-")
-        log = Path(self._dir.name) / "redis.log"
         for _ in range(self.attempts):
-            self.port = _free_port()
-            self.proc = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", self._dir.name,
-                 "--logfile", str(log), "--daemonize", "no"],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-            deadline = time.monotonic() + self.start_timeout
-            # A child process has no event to await: poll its port, briefly.
-            while self.proc.poll() is None and time.monotonic() < deadline:
-                if _ping(self.port):
-                    return self
-                time.sleep(0.02)
-            self._kill()
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            if self._launch(_free_port()):
+                return self
+        self._fail()
+
+    def restart(self) -> None:
+        """Kill the server and start a new one on the same port (Redis loses its data,
+        as it would restarting without persistence)."""
+        self._kill()
+        if not self._launch(self.port):
+            self._fail()
+
+    def _launch(self, port: int) -> bool:
+        assert self._dir is not None
+        log = Path(self._dir.name) / "redis.log"
+        self.port = port
+        self.proc = subprocess.Popen(
+            [self._binary, "--port", str(port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self._dir.name,
+             "--logfile", str(log), "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + self.start_timeout
+        # A child process has no event to await: poll its port, briefly.
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            if _ping(self.port):
+                return True
+            time.sleep(0.02)
+        self._kill()
+        return False
+
+    def _fail(self) -> NoReturn:
+        log = Path(self._dir.name) / "redis.log" if self._dir is not None else None
+        tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
         self.stop()
         raise RedisServerError(f"redis-server did not start:\n{tail}")
 
@@ -108,6 +129,30 @@ class RedisServer:
             self._dir = None
 
 
+def _missing(reason: str) -> NoReturn:
+    if os.environ.get(REQUIRE_ENV_VAR) == "1":
+        pytest.fail(f"{reason}\n({REQUIRE_ENV_VAR}=1 makes this a failure)", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def redis_package_or_skip() -> None:
+    """Skip (or fail, when ``REQUIRE_REDIS=1``) unless the ``redis`` package is installed;
+    call it before importing ``redis`` or ``examples.redis_streams``."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        _missing("the redis package is not installed (pip install -e '.[test]')")
+
+
+def start_or_skip(server: RedisServer) -> RedisServer:
+    """Start ``server``; skip the test when that fails, or fail it when ``REQUIRE_REDIS=1``."""
+    redis_package_or_skip()
+    try:
+        return server.start()
+    except (RedisServerError, OSError) as exc:
+        _missing(f"{exc}\n(install redis-server, or set {URL_ENV_VAR})")
+
+
 @pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:
     """The URL of a Redis server shared by the session: ``$REDIS_URL``, or a local
@@ -115,15 +160,10 @@ def redis_server_url() -> Iterator[str]:
     ``REQUIRE_REDIS=1``)."""
     existing = os.environ.get(URL_ENV_VAR)
     if existing:
+        redis_package_or_skip()
         yield existing
         return
-    server = RedisServer()
-    try:
-        server.start()
-    except (RedisServerError, OSError) as exc:
-        if os.environ.get(REQUIRE_ENV_VAR) == "1":
-            pytest.fail(f"{exc}\n({REQUIRE_ENV_VAR}=1 makes this a failure)", pytrace=False)
-        pytest.skip(f"{exc}\n(install redis-server, or set {URL_ENV_VAR})")
+    server = start_or_skip(RedisServer())
     try:
         yield server.url
     finally:

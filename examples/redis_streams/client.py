@@ -220,6 +220,7 @@ class RedisStreamsClient(ClientProxy):
                 delay = min(0.1 * 2**failures, 5.0)
                 logger.error("Reading Redis replies failed (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
+                refresh_at = 0.0  # a restarted Redis lost the reply stream: recreate it
                 continue
             for _, entries in answer:
                 for entry_id, fields in entries:

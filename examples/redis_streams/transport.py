@@ -150,7 +150,7 @@ class RedisStreamsTransport(Transport):
         self._timers: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
         self._stopping = False
-        self._slots = asyncio.Semaphore(max_streams)
+        self._slots: asyncio.Semaphore | None = None
         # Entries read and not yet acknowledged or given up: kept fresh, never reclaimed.
         self._inflight: set[tuple[str, bytes]] = set()
         self._cursors: dict[str, bytes | str] = {}
@@ -175,6 +175,8 @@ class RedisStreamsTransport(Transport):
             raise TransportError(f"Redis at {self.url} is not available: {exc!r}") from exc
         self._stopping = False
         self._closing = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.max_streams)
+        self._inflight.clear()
         if self._patterns:
             self._workers = [
                 asyncio.create_task(self._work(), name=f"redis-streams-{i}")
@@ -279,8 +281,16 @@ class RedisStreamsTransport(Transport):
                 continue
             finally:
                 self._reading.discard(task)
+            # All of the answer is in hand now, not only the stream being handled.
             for key, entries in batches:
-                await self._handle_batch(key.decode(), entries, {})
+                self._inflight.update((key.decode(), entry_id) for entry_id, _ in entries)
+            for key, entries in batches:
+                try:
+                    await self._handle_batch(key.decode(), entries, {})
+                except (RedisError, OSError) as exc:  # the XACK failed: redelivered later
+                    logger.error("Acknowledging entries of %r failed: %r", key, exc)
+                except Exception:  # a bug here must not end the worker
+                    logger.exception("Handling entries of %r failed", key)
 
     async def _recover(self, exc: BaseException, failures: int) -> None:
         """Back off after a failed read; recreate groups a restarted Redis lost."""
@@ -369,6 +379,7 @@ class RedisStreamsTransport(Transport):
             return "ack"
         ctx = context() if handler.needs_context else None
         if msg.stream:
+            assert self._slots is not None
             await self._slots.acquire()
             task = asyncio.create_task(self._pump(key, entry_id, msg, handler, ctx, remaining))
             self._streams.add(task)
@@ -450,6 +461,7 @@ class RedisStreamsTransport(Transport):
         except (RedisError, OSError) as exc:
             logger.error("Stream reply to %s stays pending: %r", entry_id, exc)
         finally:
+            assert self._slots is not None
             self._slots.release()
             self._inflight.discard((key, entry_id))
 
@@ -483,7 +495,7 @@ class RedisStreamsTransport(Transport):
         """Take over entries pending longer than ``claim_idle`` and handle them."""
         assert self._redis is not None
         for key in self._patterns:
-            if self._stopping or self._slots.locked():
+            if self._stopping or (self._slots is not None and self._slots.locked()):
                 return  # stopping, or no stream slot free: claim later
             answer = await self._redis.xautoclaim(
                 key,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -165,7 +165,7 @@ class ClientProxy(ABC):
     ) -> None:
         """Publish an event; returns once the transport accepted it."""
 
-    async def __aenter__(self) -> ClientProxy:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 

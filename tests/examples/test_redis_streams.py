@@ -13,12 +13,30 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
-from examples.redis_streams import RedisStreamsClient, RedisStreamsContext, RedisStreamsTransport
-from examples.redis_streams.wire import request_fields
-from framework import Provider, controller, create_app, event_pattern, message_pattern, module
+from framework import (
+    Provider,
+    RequestTimeoutError,
+    TransportError,
+    controller,
+    create_app,
+    event_pattern,
+    message_pattern,
+    module,
+)
+from tests.redis_server import RedisServer, redis_package_or_skip, start_or_skip
 from tests.timing import TIME_FACTOR
+
+redis_package_or_skip()  # before importing redis (skips, or fails under REQUIRE_REDIS=1)
+
+from redis.asyncio import Redis  # noqa: E402
+
+from examples.redis_streams import (  # noqa: E402
+    RedisStreamsClient,
+    RedisStreamsContext,
+    RedisStreamsTransport,
+)
+from examples.redis_streams.wire import request_fields  # noqa: E402
 
 pytestmark = pytest.mark.redis
 
@@ -271,3 +289,24 @@ async def test_a_request_whose_caller_gave_up_is_not_handled(
         # request before it has been looked at.
         assert await client.send("calc.record", 2) == 2
     assert tracker.seen == [2]
+
+
+async def test_service_and_client_recover_after_redis_restarts() -> None:
+    server = start_or_skip(RedisServer())  # its own server: this test kills it
+    try:
+        url = server.url
+        client = RedisStreamsClient(url, prefix="r:", default_timeout=1 * TIME_FACTOR)
+        async with app_on(url, "r:", Tracker()), client:
+            assert await client.send("calc.double", 1) == 2
+            server.restart()  # empty: the group and the reply stream are gone
+            # Recovery has no event to await from here: retry, bounded by LIMIT.
+            deadline = time.monotonic() + LIMIT
+            while True:
+                try:
+                    assert await client.send("calc.double", 2) == 4
+                    break
+                except (RequestTimeoutError, TransportError):
+                    if time.monotonic() > deadline:
+                        raise
+    finally:
+        server.stop()

@@ -9,7 +9,6 @@ from types import ModuleType
 import pytest
 
 import framework.transports
-from examples.redis_streams import RedisStreamsTransport
 from framework import ConfigurationError, controller, create_app, message_pattern, module
 from framework.transports import Transport, available_transports, load_transport
 from framework.transports.kafka import KafkaTransport
@@ -69,6 +68,9 @@ def test_an_installed_package_registers_its_transport(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert available_transports()["redis-streams"] == "examples.redis_streams:RedisStreamsTransport"
+    pytest.importorskip("redis")
+    from examples.redis_streams import RedisStreamsTransport
+
     transport = load_transport("redis-streams", url="redis://127.0.0.1:1/0", group="orders")
     assert isinstance(transport, RedisStreamsTransport)
     assert transport.group == "orders" and transport.name == "redis-streams"

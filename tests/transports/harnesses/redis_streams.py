@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from examples.redis_streams import RedisStreamsClient, RedisStreamsTransport
 from framework import create_app
 from tests.timing import TIME_FACTOR
 from tests.transports.harnesses.memory import Served
@@ -32,6 +31,10 @@ URL: str | None = None
 async def serve(root_module: Any, **transport_options: Any) -> AsyncIterator[Served]:
     """Start ``root_module`` on a ``RedisStreamsTransport``; yield a ``RedisStreamsClient``."""
     assert URL is not None, "request the redis_url fixture first"
+    # Imported here: without the redis package this module must still load (the
+    # redis_url fixture then skips, or fails under REQUIRE_REDIS=1).
+    from examples.redis_streams import RedisStreamsClient, RedisStreamsTransport
+
     prefix = f"contract-{uuid.uuid4().hex[:8]}:"
     options: dict[str, Any] = {
         "prefix": prefix,
