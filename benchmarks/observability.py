@@ -2,12 +2,16 @@
 
 One process runs the same app (``benchmarks.dispatch``: a handler validating a pydantic
 model) several times over: without observability, with the logging context only, with
-tracing, with metrics (needs prometheus-client), and with everything; plus the bare
-loop of ``dispatch.py`` as the baseline. Variants run interleaved, best of ``rounds``,
+tracing, with metrics (needs prometheus-client), with everything, and with
+OpenTelemetry spans (needs the ``otel`` extra: an SDK ``TracerProvider`` whose
+``BatchSpanProcessor`` hands spans to an exporter that drops them, so the cost measured is
+the framework's and the SDK's, not a collector's); plus the bare loop of ``dispatch.py``
+as the baseline. Variants run interleaved, best of ``rounds``,
 so drift on a busy machine hits them all alike. Ratios are against "off".
 
 With ``--kafka``, the same comparison on the Kafka consume path (``kafka_consume.py``'s
-app: pre-produced records, a fresh group per run): off vs metrics + tracing.
+app: pre-produced records, a fresh group per run): off vs metrics + tracing (vs
+OpenTelemetry spans, when the extra is installed).
 
 Run: ``python benchmarks/observability.py [--events N] [--rounds R] [--kafka]``.
 """
@@ -21,7 +25,8 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from benchmarks._kafka import create_topic, kafka_cluster, produce, unique
 from benchmarks.dispatch import BenchModule, Counter, OrderCreated, payloads
@@ -39,9 +44,31 @@ def _metrics_available() -> bool:
     return True
 
 
+def _tracer_provider() -> Any:
+    """An SDK provider exporting in batches to nowhere; ``None`` without the extra."""
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+    except ImportError:
+        return None
+
+    class Discard(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    return provider
+
+
 async def main(n: int, rounds: int) -> None:
     data = payloads(n)
     metrics = _metrics_available()
+    provider = _tracer_provider()
 
     variants: dict[str, Callable[[], Application]] = {
         "off": lambda: create_app(BenchModule),
@@ -54,6 +81,10 @@ async def main(n: int, rounds: int) -> None:
         )
         variants["metrics+tracing"] = lambda: create_app(
             BenchModule, observability=Observability(metrics_path="/metrics")
+        )
+    if provider is not None:
+        variants["opentelemetry"] = lambda: create_app(
+            BenchModule, observability=Observability(tracer_provider=provider)
         )
 
     root = logging.getLogger()
@@ -110,6 +141,10 @@ async def main(n: int, rounds: int) -> None:
         print(f"  {name:16} {rate:>10,.0f} msg/s  ratio to off {ratio:4.2f}  ({extra:+.0f} ns/msg)")
     if not metrics:
         print("  (metrics variants skipped: prometheus-client is not installed)")
+    if provider is None:
+        print("  (opentelemetry skipped: the otel extra is not installed)")
+    else:
+        provider.shutdown()
 
 
 async def kafka(records: int, rounds: int) -> None:
@@ -146,18 +181,24 @@ async def kafka(records: int, rounds: int) -> None:
         ]
         await produce(bootstrap, topic, values)
         on = Observability(metrics_path="/metrics") if _metrics_available() else Observability()
-        best_off = best_on = 0.0
+        variants = {"off": None, "metrics+tracing" if on.metrics_path else "tracing": on}
+        provider = _tracer_provider()
+        if provider is not None:
+            variants["opentelemetry"] = Observability(tracer_provider=provider)
+        best = dict.fromkeys(variants, 0.0)
         for _ in range(rounds):
-            best_off = max(best_off, await consume(bootstrap, topic, None))
-            best_on = max(best_on, await consume(bootstrap, topic, on))
-    label = "metrics+tracing" if on.metrics_path else "tracing"
-    extra = (1 / best_on - 1 / best_off) * 1e9
+            for name, observability in variants.items():
+                rate = await consume(bootstrap, topic, observability)
+                best[name] = max(best[name], rate)
+        if provider is not None:
+            provider.shutdown()
     print(f"observability cost, Kafka consume, {records:,} records x best of {rounds}:")
-    print(f"  off              {best_off:>10,.0f} records/s")
-    print(
-        f"  {label:16} {best_on:>10,.0f} records/s  ratio to off {best_on / best_off:4.2f}"
-        f"  ({extra:+.0f} ns/record)"
-    )
+    for name, rate in best.items():
+        extra = (1 / rate - 1 / best["off"]) * 1e9
+        print(
+            f"  {name:16} {rate:>10,.0f} records/s  ratio to off {rate / best['off']:4.2f}"
+            f"  ({extra:+.0f} ns/record)"
+        )
 
 
 if __name__ == "__main__":

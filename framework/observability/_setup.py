@@ -29,6 +29,9 @@ from framework.observability._metrics import (
 if TYPE_CHECKING:
     from framework.application import Application
 
+OTEL_API_REQUIREMENT = "opentelemetry-api>=1.20"
+OTEL_SDK_REQUIREMENT = "opentelemetry-sdk>=1.20"
+
 
 class HttpScopeMiddleware:
     """Sets the message scope for HTTP requests: transport ``"http"``, the path as the
@@ -71,9 +74,15 @@ class Observability:
             per app with the process and GC collectors. Pass
             ``prometheus_client.REGISTRY`` to serve your own metrics too (then run one
             app per process, or the registry refuses the second one's metrics).
+        opentelemetry: run every handled message and HTTP request in an OpenTelemetry
+            span (needs the ``otel`` extra), from the global tracer provider unless
+            ``tracer_provider`` is given; the trace context carried out is the span's.
+        tracer_provider: the OpenTelemetry ``TracerProvider`` to make spans with;
+            giving one turns ``opentelemetry`` on.
 
     Raises:
-        ConfigurationError: ``metrics_path`` is set but prometheus-client is missing, or
+        ConfigurationError: ``metrics_path`` is set but prometheus-client is missing,
+            OpenTelemetry is asked for but not installed or with ``tracing=False``, or
             a path does not start with ``/``.
     """
 
@@ -85,12 +94,18 @@ class Observability:
         tracing: bool = True,
         latency_buckets: Sequence[float] = DEFAULT_BUCKETS,
         registry: Any = None,
+        opentelemetry: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
         for label, path in (("health_path", health_path), ("metrics_path", metrics_path)):
             if path is not None and not path.startswith("/"):
                 raise ConfigurationError(f"{label} must start with '/', got {path!r}")
         if metrics_path is not None:
             prometheus()
+        self.opentelemetry = opentelemetry or tracer_provider is not None
+        if self.opentelemetry:
+            _require_opentelemetry(tracing)
+        self.tracer_provider = tracer_provider
         self.health_path = health_path
         self.metrics_path = metrics_path
         self.tracing = tracing
@@ -101,6 +116,10 @@ class Observability:
 
     def middleware(self) -> list[Middleware]:
         """ASGI middleware for the app's HTTP server (the HTTP request scope)."""
+        if self.opentelemetry:
+            from framework.observability._otel import SpanHttpMiddleware, tracer
+
+            return [Middleware(SpanHttpMiddleware, tracer=tracer(self.tracer_provider))]
         return [Middleware(HttpScopeMiddleware, tracing=self.tracing)]
 
     def install(self, app: Application) -> Installation:
@@ -125,9 +144,18 @@ class Installation:
             self._register(config)
             self._hook_transports(app, self.metrics)
             self.routes.append(_metrics_route(config.metrics_path, self._registry))
+        spans = None
+        if config.opentelemetry:
+            from framework.observability._otel import instrument_spans, tracer
+
+            spans = tracer(config.tracer_provider)
         for handler in app.router.handlers:
             table = self.metrics.series(handler) if self.metrics is not None else None
-            instrument(handler, scoped=scoped, tracing=config.tracing, table=table)
+            if spans is None:
+                instrument(handler, scoped=scoped, tracing=config.tracing, table=table)
+            else:  # the span sets the message scope: metrics only, then the span
+                instrument(handler, scoped=False, tracing=False, table=table)
+                instrument_spans(handler, spans)
         if config.health_path is not None:
             self.routes.extend(health_routes(config.health_path, app.transports))
         if config.tracing:
@@ -175,6 +203,23 @@ class Installation:
         if self._collector is not None:
             self._registry.unregister(self._collector)
             self._collector = None
+
+
+def _require_opentelemetry(tracing: bool) -> None:
+    try:
+        import opentelemetry.trace  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "OpenTelemetry spans need opentelemetry-api and opentelemetry-sdk, which are "
+            "not installed: `pip install 'framework[otel]'` (the `otel` extra: "
+            f"'{OTEL_API_REQUIREMENT}' '{OTEL_SDK_REQUIREMENT}'), or leave "
+            "opentelemetry off"
+        ) from None
+    if not tracing:
+        raise ConfigurationError(
+            "opentelemetry=True carries the spans' trace context on, so it needs "
+            "tracing=True (the default)"
+        )
 
 
 def _metrics_route(path: str, registry: Any) -> Route:
