@@ -30,7 +30,7 @@ async def _maybe_await(value: Any) -> Any:
 class Pipeline:
     """The enhancers of one handler, with sync/async resolved once at start-up."""
 
-    __slots__ = ("_checks", "filters", "guards", "interceptors", "pipes")
+    __slots__ = ("_checks", "_intercepts", "filters", "guards", "interceptors", "pipes")
 
     def __init__(
         self,
@@ -46,6 +46,7 @@ class Pipeline:
         self._checks = tuple(
             (g.can_activate, inspect.iscoroutinefunction(g.can_activate)) for g in self.guards
         )
+        self._intercepts = tuple(i.intercept for i in self.interceptors)
 
     def __bool__(self) -> bool:
         return bool(self.guards or self.interceptors or self.filters or self.pipes)
@@ -62,8 +63,11 @@ class Pipeline:
                 allowed = await check(ectx) if is_async else check(ectx)
                 if not allowed:
                     raise ForbiddenException()
-            if not self.interceptors:
+            intercepts = self._intercepts
+            if not intercepts:
                 return await inner()
+            if len(intercepts) == 1:  # the common case, without the chain's bookkeeping
+                return await intercepts[0](ectx, inner)
             return await self._intercept(0, ectx, inner)
         except Exception as exc:
             for flt in self.filters:
@@ -76,7 +80,7 @@ class Pipeline:
         last = index == len(self.interceptors) - 1
         # The innermost interceptor gets ``inner`` itself: no extra closure per message.
         call_next = inner if last else lambda: self._intercept(index + 1, ectx, inner)
-        result: Awaitable[Any] = self.interceptors[index].intercept(ectx, call_next)
+        result: Awaitable[Any] = self._intercepts[index](ectx, call_next)
         return result
 
 
