@@ -105,12 +105,16 @@ class MemoryTransport(Transport):
 
     async def _work(self, queue: BoundedChannel[_Event | None]) -> None:
         router, name, logger = self.host.router, self.name, self.host.logger
+        last_pattern: str | None = None
+        handlers: tuple[MessageHandler, ...] = ()
         while True:
             item = await queue.get()
             # Drain what is already queued without awaiting between items.
             while item is not None:
                 pattern, raw, headers = item
-                handlers = router.find_events(pattern, name)
+                if pattern is not last_pattern:  # runs of one pattern skip the lookup
+                    handlers = router.find_events(pattern, name)
+                    last_pattern = pattern
                 if len(handlers) == 1:
                     handler = handlers[0]
                     ctx = None
