@@ -216,7 +216,8 @@ class Application:
         for transport in self.transports:
             transport.bind(self)
             routes.extend(transport.routes())
-        self._starlette.router.routes.extend(routes)
+        # Replace, not extend: an app started again after stop() must not serve twice.
+        self._starlette.router.routes[:] = routes
         instances = container.instances_in_order()
         await call_hook(instances, "on_module_init")
         self._clients = [i for i in instances if isinstance(i, ClientProxy)]

@@ -334,3 +334,15 @@ async def test_request_token_injects_the_current_message_context() -> None:
     async with create_app(App) as app:
         assert await app.client.send("call.info.a", 1) == "call.info.a"
         assert await app.client.send("call.info.b", 1) == "call.info.b"
+
+
+async def test_an_app_can_start_again_after_stopping() -> None:
+    @module(controllers=[CallInfoController], providers=[CallInfo])
+    class App:
+        pass
+
+    app = create_app(App)
+    for _ in range(2):
+        async with app:
+            assert await app.client.send("call.info.x", 1) == "call.info.x"
+    assert len(app.asgi.router.routes) == len(app.http_routes)
