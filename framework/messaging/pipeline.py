@@ -51,6 +51,17 @@ class Pipeline:
     def __bool__(self) -> bool:
         return bool(self.guards or self.interceptors or self.filters or self.pipes)
 
+    @property
+    def is_simple(self) -> bool:
+        """Sync guards, at most one interceptor, no filters: the router can then run the
+        pipeline without a coroutine of its own (the common shape, and the hot one)."""
+        sync_guards = not any(is_async for _, is_async in self._checks)
+        return sync_guards and len(self._intercepts) <= 1 and not self.filters
+
+    def simple_parts(self) -> tuple[tuple[Callable[[ExecutionContext], Any], ...], Any]:
+        """``(guard checks, the interceptor's intercept or None)`` of a simple pipeline."""
+        return tuple(c for c, _ in self._checks), (self._intercepts or (None,))[0]
+
     async def transform(self, value: Any, ectx: ExecutionContext) -> Any:
         for pipe in self.pipes:
             value = await _maybe_await(pipe.transform(value, ectx))

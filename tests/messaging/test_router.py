@@ -212,3 +212,49 @@ async def test_two_reply_handlers_for_one_pattern_fail_at_startup() -> None:
 
     with pytest.raises(ConfigurationError, match="Two request/reply handlers for pattern 'dup'"):
         await create_app(Dup).start()
+
+
+class HeaderGuard:
+    """A sync guard: with one interceptor and no filters the router runs the pipeline
+    without a coroutine of its own; refusals and interceptors must still work there."""
+
+    def can_activate(self, ctx: ExecutionContext) -> bool:
+        return ctx.headers.get("role") == "admin"
+
+
+class Tag:
+    async def intercept(self, ctx: ExecutionContext, call_next: Any) -> Any:
+        return {"tagged": await call_next()}
+
+
+@controller()
+class SimplePipelineController:
+    @message_pattern("simple.echo")
+    @use_guards(HeaderGuard())
+    @use_interceptors(Tag())
+    async def echo(self, item: Item) -> str:
+        return item.name
+
+    @event_pattern("simple.event")
+    @use_guards(HeaderGuard())
+    async def event(self, item: Item, ctx: MessageContext) -> None:
+        raise AssertionError("a refused event never reaches its handler")
+
+
+async def test_sync_guard_and_one_interceptor_refuse_and_wrap() -> None:
+    @module(controllers=[SimplePipelineController])
+    class Simple:
+        pass
+
+    async with create_app(Simple) as app:
+        admin = {"role": "admin"}
+        assert await app.client.send("simple.echo", {"name": "x"}, headers=admin) == {"tagged": "x"}
+        with pytest.raises(RemoteError) as info:
+            await app.client.send("simple.echo", {"name": "x"})
+        assert info.value.payload["message"] == "Forbidden resource"
+        with pytest.raises(RemoteError) as invalid:
+            await app.client.send("simple.echo", {"nom": "x"}, headers=admin)
+        assert invalid.value.payload["message"] == "Validation failed"
+        await app.client.emit("simple.event", {"name": "x"})
+        await app.memory.join()  # refused: logged, and the worker keeps serving
+        assert await app.client.send("simple.echo", {"name": "y"}, headers=admin) == {"tagged": "y"}
