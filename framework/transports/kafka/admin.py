@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,6 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import ConfigurationError, TransportError
+
+logger = logging.getLogger("framework.kafka")
 
 _TOPIC_EXISTS = 36
 # Options the framework sets itself: passing them would silently change its guarantees.
@@ -151,3 +155,24 @@ class TopicCreator:
 def _ready(topic: Mapping[str, Any]) -> bool:
     parts = topic.get("partitions") or []
     return topic.get("error_code") == 0 and bool(parts) and all(p["leader"] >= 0 for p in parts)
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def stop_quietly(what: str, *clients: Any, timeout: float | None = None) -> None:
+    """Stop aiokafka consumers/producers (``None`` skipped), logging failures: shutdown
+    must go on whatever one of them does. ``timeout`` bounds each stop, in seconds."""
+    for client in clients:
+        if client is None:
+            continue
+        try:
+            async with asyncio.timeout(timeout):
+                await client.stop()
+        except Exception:
+            logger.exception("%s: a Kafka %s did not stop cleanly", what, type(client).__name__)

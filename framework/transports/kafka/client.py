@@ -33,7 +33,12 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[imp
 from framework.exceptions import RemoteError, RequestTimeoutError, TransportError
 from framework.observability._context import trace_headers
 from framework.transports.base import ClientProxy
-from framework.transports.kafka.admin import TopicCreator, split_options
+from framework.transports.kafka.admin import (
+    TopicCreator,
+    cancel_and_wait,
+    split_options,
+    stop_quietly,
+)
 from framework.transports.kafka.wire import (
     CORRELATION_ID,
     Reply,
@@ -220,18 +225,10 @@ class KafkaClient(ClientProxy):
         for call in pending.values():
             call.fail(TransportError("The Kafka client was closed"))
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        for attr in ("_consumer", "_producer"):
-            closing = getattr(self, attr)
-            setattr(self, attr, None)
-            if closing is not None:
-                try:
-                    await closing.stop()
-                except Exception:
-                    logger.exception("Kafka client %s did not stop cleanly", attr[1:])
+        await cancel_and_wait(reader)
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        await stop_quietly("KafkaClient", consumer, producer)
         topics, self._topics = self._topics, None
         if topics is not None:
             with contextlib.suppress(Exception):

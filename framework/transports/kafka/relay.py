@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from typing import Any
@@ -17,7 +16,12 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[imp
 
 from framework.exceptions import TransportError
 from framework.transports.base import Deliver, PublishRelay
-from framework.transports.kafka.admin import TopicCreator, split_options
+from framework.transports.kafka.admin import (
+    TopicCreator,
+    cancel_and_wait,
+    split_options,
+    stop_quietly,
+)
 from framework.transports.kafka.wire import header
 
 logger = logging.getLogger("framework.kafka")
@@ -139,18 +143,10 @@ class KafkaRelay(PublishRelay):
     async def stop(self) -> None:
         """Stop reading and leave the group."""
         reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        for attr in ("_consumer", "_producer"):
-            closing = getattr(self, attr)
-            setattr(self, attr, None)
-            if closing is not None:
-                try:
-                    await closing.stop()
-                except Exception:
-                    logger.exception("Kafka relay %s did not stop cleanly", attr[1:])
+        await cancel_and_wait(reader)
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        await stop_quietly("KafkaRelay", consumer, producer)
 
     async def publish(self, pattern: str, payload: bytes) -> None:
         """Produce the event and wait for the broker's ack.

@@ -47,7 +47,7 @@ from framework.messaging.errors import error_payload
 from framework.messaging.patterns import compile_wildcard, is_wildcard
 from framework.messaging.router import MessageHandler, Router
 from framework.transports.base import ClientProxy, Transport
-from framework.transports.kafka.admin import TopicCreator, split_options
+from framework.transports.kafka.admin import TopicCreator, split_options, stop_quietly
 from framework.transports.kafka.context import KafkaContext
 from framework.transports.kafka.offsets import OffsetTracker
 from framework.transports.kafka.retry import RetryPolicy, is_poison
@@ -395,14 +395,7 @@ class KafkaTransport(Transport):
     async def _close_clients(self) -> None:
         consumer, producer, topics = self._consumer, self._producer, self._topics
         self._consumer = self._producer = self._topics = None
-        for closing in (consumer, producer):
-            if closing is None:
-                continue
-            try:
-                async with asyncio.timeout(self.shutdown_timeout):
-                    await closing.stop()
-            except Exception:
-                logger.exception("Kafka client did not stop cleanly")
+        await stop_quietly("KafkaTransport", consumer, producer, timeout=self.shutdown_timeout)
         if topics is not None:
             with contextlib.suppress(Exception):
                 await topics.close()
