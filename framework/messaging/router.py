@@ -115,6 +115,40 @@ def _with_pipes(
     return invoke
 
 
+def _piped(
+    pipeline: Pipeline,
+    invoke: Invoke,
+    kind: Literal["message", "event"],
+    pattern: str,
+    fn: Callable[..., Any],
+    controller: type,
+) -> Invoke:
+    """``invoke`` behind its guards, interceptors and filters."""
+    if not pipeline.is_simple:
+        run = pipeline.run
+
+        def piped(raw: Any, ctx: Any) -> Awaitable[Any]:
+            ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
+            return run(ectx, lambda: invoke(raw, ctx))
+
+        return piped
+    checks, intercept = pipeline.simple_parts()
+
+    def simple(raw: Any, ctx: Any) -> Awaitable[Any]:
+        # What Pipeline.run does, minus its coroutine: a refusal raises here, as a
+        # validation error in a plain handler's call does.
+        ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
+        for check in checks:
+            if not check(ectx):
+                raise ForbiddenException()
+        if intercept is None:
+            return invoke(raw, ctx)
+        result: Awaitable[Any] = intercept(ectx, lambda: invoke(raw, ctx))
+        return result
+
+    return simple
+
+
 async def _compile(
     container: Container,
     rec: ProviderRecord,
@@ -148,32 +182,7 @@ async def _compile(
     else:
         invoke = make_invoke(rec.instance)
 
-    call: Invoke = invoke
-    if pipeline:
-        kind, pattern, run = meta.kind, meta.pattern, pipeline.run
-
-        def piped(raw: Any, ctx: Any) -> Awaitable[Any]:
-            ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
-            return run(ectx, lambda: invoke(raw, ctx))
-
-        call = piped
-        if pipeline.is_simple:
-            checks, intercept = pipeline.simple_parts()
-
-            def simple(raw: Any, ctx: Any) -> Awaitable[Any]:
-                # What Pipeline.run does, minus its coroutine: a refusal raises here, as
-                # a validation error in a plain handler's call does.
-                ectx = ExecutionContext(kind, ctx.transport, pattern, fn, controller, ctx, raw)
-                for check in checks:
-                    if not check(ectx):
-                        raise ForbiddenException()
-                if intercept is None:
-                    return invoke(raw, ctx)
-                result: Awaitable[Any] = intercept(ectx, lambda: invoke(raw, ctx))
-                return result
-
-            call = simple
-
+    call = _piped(pipeline, invoke, meta.kind, meta.pattern, fn, controller) if pipeline else invoke
     return MessageHandler(
         kind=meta.kind,
         pattern=meta.pattern,
