@@ -370,7 +370,12 @@ class Application:
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
         """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
-        self.server(host, port, **uvicorn_options).run()
+        try:
+            self.server(host, port, **uvicorn_options).run()
+        except KeyboardInterrupt:
+            # uvicorn re-raises Ctrl-C once the graceful shutdown is done: nothing is
+            # left to do, and a traceback would only alarm the user.
+            pass
 
 
 def create_app(
