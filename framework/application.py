@@ -103,6 +103,7 @@ class Application:
         self._container: Container | None = None
         self._router: Router | None = None
         self.http_routes: list[HttpRoute] = []
+        self._own_routes: list[BaseRoute] = []
         self._clients: list[ClientProxy] = []
         self.relay = relay
         self._local_seq = 0
@@ -216,8 +217,11 @@ class Application:
         for transport in self.transports:
             transport.bind(self)
             routes.extend(transport.routes())
-        # Replace, not extend: an app started again after stop() must not serve twice.
-        self._starlette.router.routes[:] = routes
+        # Routes mounted by hand (app.asgi) stay; ours replace the previous start's, so an
+        # app started again after stop() does not serve every route twice.
+        mounted = self._starlette.router.routes
+        mounted[:] = [r for r in mounted if r not in self._own_routes] + routes
+        self._own_routes = routes
         instances = container.instances_in_order()
         await call_hook(instances, "on_module_init")
         self._clients = [i for i in instances if isinstance(i, ClientProxy)]
@@ -370,12 +374,10 @@ class Application:
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
         """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
-        try:
+        # uvicorn re-raises Ctrl-C once the graceful shutdown is done: nothing is left to
+        # do, and a traceback would only alarm the user.
+        with contextlib.suppress(KeyboardInterrupt):
             self.server(host, port, **uvicorn_options).run()
-        except KeyboardInterrupt:
-            # uvicorn re-raises Ctrl-C once the graceful shutdown is done: nothing is
-            # left to do, and a traceback would only alarm the user.
-            pass
 
 
 def create_app(
