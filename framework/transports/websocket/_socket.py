@@ -2,7 +2,8 @@
 subscriptions (``Hub``).
 
 Replies are written inline by the task that handled the frame (the connection's reader,
-so a client that stops reading its replies stops being read: back-pressure). Pushes
+so a client that stops reading its replies stops being read: back-pressure), unless
+pushes are queued, then behind them so that order is kept. Pushes
 (``emit``, rooms, broadcasts, ``publish``) go through a bounded per-socket queue drained
 by one writer task, so a publisher never waits on a slow client: when a socket's queue is
 full the socket is closed with 1008 and the publisher moves on.
@@ -197,6 +198,10 @@ class WsSocket:
             return False
         link = self._link
         wire = link.wire(frame)
+        if self._queue:
+            # Pushes are still waiting: queue the reply behind them, so the client sees
+            # frames in the order they were produced.
+            return self.push(wire)
         return link.try_write(wire) or await link.send_wire(wire)
 
     async def _write(self) -> None:
