@@ -1,5 +1,5 @@
 """``python -m framework.testing.kafka``: run a local Kafka broker until Ctrl-C."""
 
-from framework.testing.kafka.broker import main
+from framework.testing.kafka.cli import main
 
 raise SystemExit(main())

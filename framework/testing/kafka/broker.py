@@ -16,30 +16,32 @@ Maven Central for the first resolution, and ``aiokafka`` for the readiness probe
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import atexit
-import base64
 import contextlib
-import hashlib
 import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from importlib import resources
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self
 
+from framework.testing.kafka.config import NODE_ID, format_storage, free_port, server_properties
+from framework.testing.kafka.errors import BOOTSTRAP_ENV_VAR, KafkaBrokerError
+from framework.testing.kafka.jars import (
+    CACHE_DIR_ENV_VAR,
+    default_cache_root,
+    ensure_kafka_jars,
+    kafka_version,
+)
+from framework.testing.kafka.logs import failure_report
+from framework.testing.kafka.process import spawn, terminate_group
+from framework.testing.kafka.readiness import probe_metadata, run_blocking
+
+# The jar names are re-exported so that imports from this module keep working.
 __all__ = [
     "BOOTSTRAP_ENV_VAR",
     "CACHE_DIR_ENV_VAR",
@@ -48,302 +50,7 @@ __all__ = [
     "default_cache_root",
     "ensure_kafka_jars",
     "kafka_version",
-    "main",
 ]
-
-BOOTSTRAP_ENV_VAR = "KAFKA_BOOTSTRAP_SERVERS"
-"""If set, tools use this existing cluster instead of starting a local broker."""
-
-CACHE_DIR_ENV_VAR = "FRAMEWORK_CACHE_DIR"
-"""Root folder of the jar cache (default ``~/.cache/framework``)."""
-
-MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
-_POM_NAME = "pom.xml"
-_MARKER_NAME = ".complete"
-_NODE_ID = 1
-_LOG_TAIL_LINES = 60
-_T = TypeVar("_T")
-
-
-class KafkaBrokerError(RuntimeError):
-    """Resolving, formatting, starting or stopping the local Kafka broker failed."""
-
-
-# --------------------------------------------------------------------------- jars
-
-
-def _pom_bytes() -> bytes:
-    return (
-        resources.files(__package__ or "framework.testing.kafka").joinpath(_POM_NAME).read_bytes()
-    )
-
-
-def kafka_version() -> str:
-    """Return the ``kafka_2.13`` version pinned in the bundled ``pom.xml``.
-
-    Returns:
-        The Kafka version string, for example ``"4.1.1"``.
-
-    Raises:
-        KafkaBrokerError: If the bundled pom does not list ``org.apache.kafka:kafka_2.13``.
-    """
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    root = ET.fromstring(_pom_bytes())
-    for dep in root.iterfind("m:dependencies/m:dependency", ns):
-        if (
-            dep.findtext("m:groupId", namespaces=ns) == "org.apache.kafka"
-            and dep.findtext("m:artifactId", namespaces=ns) == "kafka_2.13"
-        ):
-            version = dep.findtext("m:version", namespaces=ns)
-            if version:
-                return version.strip()
-    raise KafkaBrokerError("bundled pom.xml does not pin org.apache.kafka:kafka_2.13")
-
-
-def default_cache_root() -> Path:
-    """Return the root of the jar cache.
-
-    Returns:
-        ``$FRAMEWORK_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/framework``, else
-        ``~/.cache/framework``. Jars go to ``<root>/kafka-<version>/libs``.
-    """
-    explicit = os.environ.get(CACHE_DIR_ENV_VAR)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "framework"
-
-
-def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def _read_tail(path: Path, lines: int = _LOG_TAIL_LINES, max_bytes: int = 64_000) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    return _tail(data.decode("utf-8", "replace"), lines)
-
-
-def _error_lines(path: Path, limit: int = 12) -> str:
-    """Return the first ERROR/FATAL/exception lines of a broker log, deduplicated."""
-    seen: list[str] = []
-    try:
-        with path.open("r", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                text = line.rstrip()
-                if (
-                    " ERROR " in text
-                    or " FATAL " in text
-                    or text.startswith("Caused by:")
-                    or ("Exception" in text and not text.startswith("\tat "))
-                ) and text not in seen:
-                    seen.append(text)
-                    if len(seen) >= limit:
-                        break
-    except OSError:
-        return ""
-    return "\n".join(seen)
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on *path* (no-op where ``fcntl`` is missing)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - non-POSIX
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def ensure_kafka_jars(
-    cache_dir: Path | None = None,
-    *,
-    mvn: str = "mvn",
-    timeout: float = 900.0,
-) -> Path:
-    """Resolve the Kafka broker jars with Maven into a cache folder, once.
-
-    Runs ``mvn -B -q maven-dependency-plugin:3.8.1:copy-dependencies
-    -DincludeScope=runtime`` on the bundled ``pom.xml``. A marker file holding the pom's
-    SHA-256 records a complete resolution; later calls return at once. Concurrent callers
-    (for example pytest-xdist workers) serialise on a lock file.
-
-    Args:
-        cache_dir: Cache root; jars go to ``<cache_dir>/kafka-<version>/libs``. Defaults
-            to :func:`default_cache_root` (``$FRAMEWORK_CACHE_DIR`` or
-            ``~/.cache/framework``).
-        mvn: Maven executable name or path.
-        timeout: Limit for the Maven run, in seconds (default 900 s; a cold resolution
-            of the ~43 MB of jars usually takes well under a minute).
-
-    Returns:
-        The folder holding the jars, suitable for ``java -cp '<folder>/*'``.
-
-    Raises:
-        KafkaBrokerError: If Maven is missing, fails or times out; the message names the
-            command and ends with the tail of its output.
-    """
-    version = kafka_version()
-    pom = _pom_bytes()
-    digest = hashlib.sha256(pom).hexdigest()
-    home = (cache_dir if cache_dir is not None else default_cache_root()) / f"kafka-{version}"
-    libs = home / "libs"
-    marker = libs / _MARKER_NAME
-
-    def complete() -> bool:
-        try:
-            return marker.read_text().strip() == digest and any(libs.glob("kafka_2.13-*.jar"))
-        except OSError:
-            return False
-
-    if complete():
-        return libs
-    mvn_path = shutil.which(mvn)
-    if mvn_path is None:
-        raise KafkaBrokerError(
-            f"Maven executable {mvn!r} not found on PATH; install Maven 3.6+ "
-            f"(or set {BOOTSTRAP_ENV_VAR} to use an existing Kafka cluster)"
-        )
-    with _file_lock(home.parent / f"kafka-{version}.lock"):
-        if complete():
-            return libs
-        home.mkdir(parents=True, exist_ok=True)
-        pom_path = home / _POM_NAME
-        pom_path.write_bytes(pom)
-        staging = Path(tempfile.mkdtemp(prefix="libs.", dir=home))
-        cmd = [
-            mvn_path,
-            "-B",
-            "-q",
-            "-Dstyle.color=never",
-            "-f",
-            str(pom_path),
-            f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
-            "-DincludeScope=runtime",
-            f"-DoutputDirectory={staging}",
-        ]
-        try:
-            try:
-                proc = subprocess.run(
-                    cmd,
-                    cwd=home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as exc:
-                out = exc.output.decode("utf-8", "replace") if exc.output else ""
-                raise KafkaBrokerError(
-                    f"Maven timed out after {timeout:g} s: {shlex.join(cmd)}\n{_tail(out)}"
-                ) from exc
-            except OSError as exc:
-                raise KafkaBrokerError(f"cannot run {shlex.join(cmd)}: {exc}") from exc
-            out = proc.stdout.decode("utf-8", "replace")
-            if proc.returncode != 0:
-                raise KafkaBrokerError(
-                    f"Maven failed with exit code {proc.returncode}: {shlex.join(cmd)}\n"
-                    f"{_tail(out)}"
-                )
-            if not any(staging.glob("kafka_2.13-*.jar")):
-                raise KafkaBrokerError(
-                    f"Maven succeeded but produced no kafka_2.13 jar: {shlex.join(cmd)}\n"
-                    f"{_tail(out)}"
-                )
-            if libs.exists():
-                shutil.rmtree(libs)
-            staging.rename(libs)
-            marker.write_text(digest + "\n")
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    return libs
-
-
-# ------------------------------------------------------------------------- broker
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _random_cluster_id() -> str:
-    # Same format as org.apache.kafka.common.Uuid.randomUuid(): URL-safe base64 of
-    # 16 random bytes without padding, never starting with "-".
-    while True:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cid.startswith("-"):
-            return cid
-
-
-def _run_blocking(coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run *coro* in a fresh event loop, on a helper thread if a loop already runs here."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: list[_T] = []
-    err: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            box.append(asyncio.run(coro))
-        except BaseException as exc:
-            err.append(exc)
-
-    thread = threading.Thread(target=target, name="kafka-broker-probe", daemon=True)
-    thread.start()
-    thread.join()
-    if err:
-        raise err[0]
-    return box[0]
-
-
-async def _probe_metadata(host: str, port: int, node_id: int, limit: float) -> str | None:
-    """Send one Metadata request; return ``None`` if the broker serves, else a reason."""
-    from aiokafka.conn import create_conn  # type: ignore[import-untyped]
-    from aiokafka.protocol.metadata import MetadataRequest  # type: ignore[import-untyped]
-
-    try:
-        async with asyncio.timeout(limit):
-            conn = await create_conn(host, port, request_timeout_ms=int(limit * 1000))
-            try:
-                resp = await conn.send(MetadataRequest(None))
-            finally:
-                conn.close()
-    except Exception as exc:  # refused, reset, timeout, protocol error: not ready yet
-        return f"metadata request failed: {type(exc).__name__}: {exc}"
-    broker_ids = {int(b[0]) for b in resp.brokers}
-    if node_id not in broker_ids:
-        return f"broker {node_id} not in metadata yet (brokers={sorted(broker_ids)})"
-    api_version = int(resp.API_VERSION)
-    for topic_data in resp.topics:
-        error_code, topic = int(topic_data[0]), str(topic_data[1])
-        partitions = topic_data[3] if api_version >= 1 else topic_data[2]
-        if error_code != 0:
-            return f"topic {topic!r} has error code {error_code}"
-        for part in partitions:
-            if int(part[2]) < 0:
-                return f"partition {topic}-{part[1]} has no leader yet"
-    return None
 
 
 # Strong references: a broker object dropped without stop() still gets stopped at exit.
@@ -540,12 +247,12 @@ class LocalKafkaBroker:
         """Choose free ports where none were given; return whether any was chosen here."""
         chosen = False
         if self._port is None:
-            self._port = _free_port(self.host)
+            self._port = free_port(self.host)
             chosen = True
         if self._controller_port is None:
-            self._controller_port = _free_port(self.host)
+            self._controller_port = free_port(self.host)
             while self._controller_port == self._port:
-                self._controller_port = _free_port(self.host)
+                self._controller_port = free_port(self.host)
             chosen = True
         return chosen
 
@@ -636,49 +343,16 @@ class LocalKafkaBroker:
             path.mkdir(parents=True, exist_ok=True)
             self._data_dir = path
             self._owns_data_dir = False
-        (self._data_dir / "server.properties").write_text(self._server_properties())
-
-    def _server_properties(self) -> str:
-        assert self._data_dir is not None
-        session_ms = max(1000, int(self.session_timeout * 1000))
-        heartbeat_ms = max(100, min(500, session_ms // 4))
-        props: dict[str, str] = {
-            "process.roles": "broker,controller",
-            "node.id": str(_NODE_ID),
-            "controller.quorum.voters": f"{_NODE_ID}@{self.host}:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}"
-            ),
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(self._data_dir / "kafka-logs"),
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "num.recovery.threads.per.data.dir": "1",
-            "background.threads": "2",
-            "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "auto.create.topics.enable": "true",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "share.coordinator.state.topic.num.partitions": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            # Kafka requires strictly more than 1 MiB per cleaner thread.
-            "log.cleaner.dedupe.buffer.size": str(2 * 1024 * 1024),
-            "broker.session.timeout.ms": str(session_ms),
-            "broker.heartbeat.interval.ms": str(heartbeat_ms),
-        }
-        props.update(self.extra_properties)
-        header = "# Written by framework.testing.kafka.LocalKafkaBroker\n"
-        return header + "".join(f"{k}={v}\n" for k, v in props.items())
+        (self._data_dir / "server.properties").write_text(
+            server_properties(
+                host=self.host,
+                port=self.port,
+                controller_port=self.controller_port,
+                data_dir=self._data_dir,
+                session_timeout=self.session_timeout,
+                extra_properties=self.extra_properties,
+            )
+        )
 
     def _classpath(self) -> str:
         assert self._libs is not None
@@ -686,49 +360,14 @@ class LocalKafkaBroker:
 
     def _format_storage(self, deadline: float) -> None:
         assert self._data_dir is not None
-        cmd = [
-            self.java,
-            # Keep the error visible: do not bury it under the ~400-line config dump.
-            "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.common.config.AbstractConfig=warn",
-            "-cp",
-            self._classpath(),
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            _random_cluster_id(),
-            "-c",
-            str(self._data_dir / "server.properties"),
-        ]
-        timeout = max(1.0, deadline - time.monotonic())
-        try:
-            proc = subprocess.run(
-                cmd,
-                cwd=self._data_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = exc.output.decode("utf-8", "replace") if exc.output else ""
-            raise KafkaBrokerError(
-                f"formatting Kafka storage timed out after {timeout:.1f} s: {shlex.join(cmd)}\n"
-                f"{_tail(out)}"
-            ) from exc
-        except OSError as exc:
-            raise KafkaBrokerError(f"cannot run {shlex.join(cmd)}: {exc}") from exc
-        if proc.returncode != 0:
-            raise KafkaBrokerError(
-                f"formatting Kafka storage failed (exit code {proc.returncode}): "
-                f"{shlex.join(cmd)}\n{_tail(proc.stdout.decode('utf-8', 'replace'))}"
-            )
+        format_storage(
+            java=self.java, classpath=self._classpath(), data_dir=self._data_dir, deadline=deadline
+        )
 
     def _launch(self) -> None:
         assert self._data_dir is not None
         log_file = self.log_file
         assert log_file is not None
-        log_file.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
             self.java,
             *shlex.split(self.heap),
@@ -742,20 +381,7 @@ class LocalKafkaBroker:
             "kafka.Kafka",
             str(self._data_dir / "server.properties"),
         ]
-        with log_file.open("ab") as log:
-            log.write(f"# framework: starting {shlex.join(cmd)}\n".encode())
-            log.flush()
-            try:
-                self._proc = subprocess.Popen(
-                    cmd,
-                    cwd=self._data_dir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise KafkaBrokerError(f"cannot run {shlex.join(cmd)}: {exc}") from exc
+        self._proc = spawn(cmd, cwd=self._data_dir, log_file=log_file)
         _LIVE_BROKERS.add(self)
 
     def _wait_ready(self, deadline: float) -> None:
@@ -775,148 +401,26 @@ class LocalKafkaBroker:
                     f"{self.startup_timeout:g} s (last probe: {reason}); "
                     f"{self._failure_report()}"
                 )
-            probe = _probe_metadata(
-                self.host, self.port, _NODE_ID, max(0.1, min(self.probe_timeout, remaining))
+            probe = probe_metadata(
+                self.host, self.port, NODE_ID, max(0.1, min(self.probe_timeout, remaining))
             )
-            result = _run_blocking(probe)
+            result = run_blocking(probe)
             if result is None:
                 return
             reason = result
             time.sleep(min(self.probe_interval, max(0.0, deadline - time.monotonic())))
 
-    def _log_tail(self) -> str:
-        log_file = self.log_file
-        return _read_tail(log_file) if log_file is not None else "<no log>"
-
     def _failure_report(self) -> str:
-        """Describe a failed start: first error lines, log tail, and where the log is.
-
-        A log inside a temporary data folder is copied out first, because the folder is
-        removed when the failed start cleans up.
-        """
-        log_file = self.log_file
-        if log_file is None or not log_file.exists():
-            return "no broker log"
-        where = str(log_file)
-        if (
-            self._owns_data_dir
-            and self._data_dir is not None
-            and log_file.is_relative_to(self._data_dir)
-        ):
-            fd, saved = tempfile.mkstemp(prefix="framework-kafka-failed-", suffix=".log")
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                shutil.copyfile(log_file, saved)
-                where = f"{saved} (copy; the data folder is removed)"
-        errors = _error_lines(log_file)
-        first = f"first errors:\n{errors}\n" if errors else ""
-        return f"broker log: {where}\n{first}log tail:\n{_read_tail(log_file, 30)}"
+        """Describe a failed start: first error lines, log tail, and where the log is."""
+        temporary = self._data_dir if self._owns_data_dir else None
+        return failure_report(self.log_file, temporary_dir=temporary)
 
     def _terminate(self, *, graceful: bool) -> None:
         proc = self._proc
         if proc is None:
             return
         try:
-            if proc.poll() is None:
-                sig = signal.SIGTERM if graceful else signal.SIGKILL
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(timeout=self.stop_timeout if graceful else 10.0)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10.0)
-            else:
-                # The JVM is gone; make sure nothing it forked survives either.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-        except subprocess.TimeoutExpired as exc:
-            raise KafkaBrokerError(f"Kafka broker pid {proc.pid} did not exit") from exc
+            terminate_group(proc, graceful=graceful, stop_timeout=self.stop_timeout)
         finally:
             if proc.poll() is not None:
                 self._proc = None
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a local Kafka broker until Ctrl-C or SIGTERM (``python -m framework.testing.kafka``).
-
-    If ``$KAFKA_BOOTSTRAP_SERVERS`` is set, prints it and starts nothing.
-
-    Args:
-        argv: Command-line arguments without the program name; ``None`` uses ``sys.argv``.
-
-    Returns:
-        The process exit code: 0 after a clean stop, 1 if the broker failed, 130 if
-        interrupted during start-up.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m framework.testing.kafka",
-        description="Start a local single-node Apache Kafka broker (KRaft) for development.",
-    )
-    parser.add_argument("--port", type=int, default=None, help="client port (default: free)")
-    parser.add_argument("--host", default="127.0.0.1", help="listen address")
-    parser.add_argument(
-        "--startup-timeout", type=float, default=90.0, help="seconds to wait (default 90)"
-    )
-    parser.add_argument("--heap", default="-Xms256m -Xmx512m", help="JVM heap flags")
-    args = parser.parse_args(argv)
-
-    existing = os.environ.get(BOOTSTRAP_ENV_VAR)
-    if existing:
-        print(f"{BOOTSTRAP_ENV_VAR}={existing}", flush=True)
-        print(
-            f"Using the existing Kafka cluster from ${BOOTSTRAP_ENV_VAR}; not starting one.",
-            file=sys.stderr,
-        )
-        return 0
-
-    stop_requested = threading.Event()
-    ready = False
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if ready:
-            stop_requested.set()
-        else:  # abort start-up; start() cleans up on the way out
-            raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    broker = LocalKafkaBroker(
-        host=args.host, port=args.port, heap=args.heap, startup_timeout=args.startup_timeout
-    )
-    try:
-        print(
-            f"Starting Apache Kafka {kafka_version()} (the first run resolves jars with Maven)...",
-            file=sys.stderr,
-            flush=True,
-        )
-        try:
-            broker.start()
-        except KafkaBrokerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("Interrupted during start-up.", file=sys.stderr)
-            return 130
-        ready = True
-        print(f"{BOOTSTRAP_ENV_VAR}={broker.bootstrap_servers}", flush=True)
-        print(
-            f"Kafka ready in {broker.last_start_seconds or 0.0:.1f} s (pid {broker.pid}, "
-            f"log {broker.log_file}). Press Ctrl-C to stop.",
-            file=sys.stderr,
-            flush=True,
-        )
-        while not stop_requested.wait(0.5):
-            if not broker.is_running():
-                print(f"error: Kafka broker exited; {broker._failure_report()}", file=sys.stderr)
-                return 1
-        print("Stopping Kafka...", file=sys.stderr, flush=True)
-        return 0
-    finally:
-        ready = False
-        broker.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
