@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import base64
-import shlex
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from framework.testing.kafka.errors import KafkaBrokerError
-from framework.testing.kafka.logs import tail
+from framework.testing.kafka.process import run_tool
 
 __all__ = ["NODE_ID", "format_storage", "free_port", "random_cluster_id", "server_properties"]
 
@@ -123,26 +120,4 @@ def format_storage(*, java: str, classpath: str, data_dir: Path, deadline: float
         str(data_dir / "server.properties"),
     ]
     timeout = max(1.0, deadline - time.monotonic())
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output.decode("utf-8", "replace") if exc.output else ""
-        raise KafkaBrokerError(
-            f"formatting Kafka storage timed out after {timeout:.1f} s: {shlex.join(cmd)}\n"
-            f"{tail(out)}"
-        ) from exc
-    except OSError as exc:
-        raise KafkaBrokerError(f"cannot run {shlex.join(cmd)}: {exc}") from exc
-    if proc.returncode != 0:
-        raise KafkaBrokerError(
-            f"formatting Kafka storage failed (exit code {proc.returncode}): "
-            f"{shlex.join(cmd)}\n{tail(proc.stdout.decode('utf-8', 'replace'))}"
-        )
+    run_tool(cmd, what="formatting Kafka storage", cwd=data_dir, timeout=timeout)

@@ -11,7 +11,6 @@ import hashlib
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from framework.testing.kafka.errors import BOOTSTRAP_ENV_VAR, KafkaBrokerError
 from framework.testing.kafka.logs import tail
+from framework.testing.kafka.process import run_tool
 
 __all__ = [
     "CACHE_DIR_ENV_VAR",
@@ -165,28 +165,7 @@ def ensure_kafka_jars(
             f"-DoutputDirectory={staging}",
         ]
         try:
-            try:
-                proc = subprocess.run(
-                    cmd,
-                    cwd=home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as exc:
-                out = exc.output.decode("utf-8", "replace") if exc.output else ""
-                raise KafkaBrokerError(
-                    f"Maven timed out after {timeout:g} s: {shlex.join(cmd)}\n{tail(out)}"
-                ) from exc
-            except OSError as exc:
-                raise KafkaBrokerError(f"cannot run {shlex.join(cmd)}: {exc}") from exc
-            out = proc.stdout.decode("utf-8", "replace")
-            if proc.returncode != 0:
-                raise KafkaBrokerError(
-                    f"Maven failed with exit code {proc.returncode}: {shlex.join(cmd)}\n{tail(out)}"
-                )
+            out = run_tool(cmd, what="Maven", cwd=home, timeout=timeout)
             if not any(staging.glob("kafka_2.13-*.jar")):
                 raise KafkaBrokerError(
                     f"Maven succeeded but produced no kafka_2.13 jar: {shlex.join(cmd)}\n"

@@ -11,8 +11,41 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from framework.testing.kafka.errors import KafkaBrokerError
+from framework.testing.kafka.logs import tail
 
-__all__ = ["spawn", "terminate_group"]
+__all__ = ["run_tool", "spawn", "terminate_group"]
+
+
+def run_tool(cmd: Sequence[str], *, what: str, cwd: Path, timeout: float) -> str:
+    """Run a short-lived tool (Maven, Kafka's StorageTool) and return its output.
+
+    Raises:
+        KafkaBrokerError: naming ``what``, the command line and the end of its output,
+            if it cannot run, runs longer than ``timeout`` seconds, or exits non-zero.
+    """
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.output.decode("utf-8", "replace") if exc.output else ""
+        raise KafkaBrokerError(
+            f"{what} timed out after {timeout:.1f} s: {shlex.join(cmd)}\n{tail(out)}"
+        ) from exc
+    except OSError as exc:
+        raise KafkaBrokerError(f"cannot run {shlex.join(cmd)}: {exc}") from exc
+    out = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise KafkaBrokerError(
+            f"{what} failed with exit code {proc.returncode}: {shlex.join(cmd)}\n{tail(out)}"
+        )
+    return out
 
 
 def spawn(cmd: Sequence[str], *, cwd: Path, log_file: Path) -> subprocess.Popen[bytes]:
