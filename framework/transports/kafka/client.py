@@ -20,7 +20,7 @@ import itertools
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 from aiokafka import (  # type: ignore[import-untyped]
@@ -95,6 +95,15 @@ class _Call:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(exc)
+
+
+class _Request:
+    """The correlation id of a request in flight, once it has one."""
+
+    __slots__ = ("cid",)
+
+    def __init__(self) -> None:
+        self.cid: str | None = None
 
 
 class KafkaClient(ClientProxy):
@@ -339,6 +348,21 @@ class KafkaClient(ClientProxy):
             raise
         return cid
 
+    @contextlib.contextmanager
+    def _request_scope(self, pattern: str, limit: float) -> Iterator[_Request]:
+        """What ``send`` and ``stream`` share: their errors, and forgetting the request's
+        correlation id when it ends however it ends."""
+        request = _Request()
+        try:
+            yield request
+        except TimeoutError:
+            raise RequestTimeoutError(pattern, limit) from None
+        except KafkaError as exc:
+            raise TransportError(f"Kafka request to {pattern!r} failed: {exc!r}") from exc
+        finally:
+            if request.cid is not None:
+                self._pending.pop(request.cid, None)
+
     async def send(
         self,
         pattern: str,
@@ -356,19 +380,11 @@ class KafkaClient(ClientProxy):
         """
         limit = self.default_timeout if timeout is None else timeout
         call = _Call(asyncio.get_running_loop().create_future(), None)
-        cid = None
-        try:
+        with self._request_scope(pattern, limit) as request:
             async with asyncio.timeout(limit):
-                cid = await self._request(pattern, data, call, headers)
+                request.cid = await self._request(pattern, data, call, headers)
                 assert call.future is not None
                 return await call.future
-        except TimeoutError:
-            raise RequestTimeoutError(pattern, limit) from None
-        except KafkaError as exc:
-            raise TransportError(f"Kafka request to {pattern!r} failed: {exc!r}") from exc
-        finally:
-            if cid is not None:
-                self._pending.pop(cid, None)
 
     async def stream(
         self,
@@ -387,10 +403,9 @@ class KafkaClient(ClientProxy):
         limit = self.default_timeout if timeout is None else timeout
         queue: asyncio.Queue[Any] = asyncio.Queue(self.stream_buffer)
         call = _Call(None, queue)
-        cid = None
-        try:
+        with self._request_scope(pattern, limit) as request:
             async with asyncio.timeout(limit):
-                cid = await self._request(pattern, data, call, headers)
+                request.cid = await self._request(pattern, data, call, headers)
             while True:
                 async with asyncio.timeout(limit):
                     reply = await queue.get()
@@ -402,13 +417,6 @@ class KafkaClient(ClientProxy):
                     yield reply.value
                 if reply.disposed:
                     return
-        except TimeoutError:
-            raise RequestTimeoutError(pattern, limit) from None
-        except KafkaError as exc:
-            raise TransportError(f"Kafka request to {pattern!r} failed: {exc!r}") from exc
-        finally:
-            if cid is not None:
-                self._pending.pop(cid, None)
 
     async def emit(
         self,
