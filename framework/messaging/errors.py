@@ -34,8 +34,9 @@ def is_malformed_json(exc: ValidationError) -> bool:
     return all(err["type"] == "json_invalid" for err in exc.errors())
 
 
-def error_payload(exc: BaseException, *, where: str = "") -> dict[str, Any]:
-    """The error reply for ``exc``; unexpected errors are logged here, once."""
+def error_payload(exc: BaseException, *, where: str = "", log: bool = True) -> dict[str, Any]:
+    """The error reply for ``exc``; unexpected errors are logged here, once (``log=False``
+    when the caller logged it already)."""
     if isinstance(exc, RpcException):
         return exc.to_payload()
     if isinstance(exc, ValidationError):
@@ -46,5 +47,6 @@ def error_payload(exc: BaseException, *, where: str = "") -> dict[str, Any]:
     if isinstance(exc, HttpException):
         body = exc.message if isinstance(exc.message, dict) else {"message": exc.message}
         return {"status": "error", **body, "statusCode": exc.status_code}
-    logger.error("Handler %s failed", where or "?", exc_info=exc)
+    if log:
+        logger.error("Handler %s failed", where or "?", exc_info=exc)
     return dict(INTERNAL_ERROR)

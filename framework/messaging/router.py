@@ -255,7 +255,9 @@ class Router:
                 )
             seen[h.pattern] = h
 
-    def _matching(self, pattern: str, transport: str) -> list[MessageHandler]:
+    def matching(self, pattern: str, transport: str) -> list[MessageHandler]:
+        """Every handler serving ``pattern`` on ``transport``, best match first (exact
+        patterns, then wildcards by specificity). Not cached: dispatchers cache."""
         return [h for h in self._ordered if h.serves(transport) and matches(h.pattern, pattern)]
 
     def find_message(self, pattern: str, transport: str) -> MessageHandler | None:
@@ -265,7 +267,7 @@ class Router:
             return self._messages[key]
         except KeyError:
             pass
-        found = [h for h in self._matching(pattern, transport) if h.kind == "message"]
+        found = [h for h in self.matching(pattern, transport) if h.kind == "message"]
         if len(self._messages) >= MAX_ROUTE_CACHE:
             self._messages.clear()
         self._messages[key] = result = found[0] if found else None
@@ -279,7 +281,7 @@ class Router:
             return self._events[key]
         except KeyError:
             pass
-        matching = self._matching(pattern, transport)
+        matching = self.matching(pattern, transport)
         found = tuple(h for h in matching if h.kind == "event")
         if not found:
             found = tuple(h for h in matching if h.kind == "message")[:1]

@@ -17,15 +17,22 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from framework.exceptions import (
-    PatternNotFoundError,
+    ConfigurationError,
     RemoteError,
     RequestTimeoutError,
     TransportError,
 )
 from framework.messaging.codecs import decode, encode
-from framework.messaging.context import MessageContext
-from framework.messaging.errors import error_payload
-from framework.messaging.router import MessageHandler, run_event_handlers
+from framework.messaging.dispatch import (
+    NOT_FOUND,
+    Dispatcher,
+    Failure,
+    Inbound,
+    Outcome,
+    Reply,
+    Stream,
+)
+from framework.messaging.streams import Buffered, drive
 from framework.transports.base import ClientProxy, Transport
 from framework.transports.channel import BoundedChannel
 
@@ -40,15 +47,26 @@ class MemoryTransport(Transport):
         workers: tasks handling events; 1 keeps emit order.
         default_timeout: seconds a ``send``/``stream`` item may take when the caller
             gives no timeout.
+        stream_buffer: items of a streamed reply produced ahead of the reader (default
+            1, so the handler runs about in step with the reader); the handler's
+            generator waits while they are unread.
     """
 
     name = "memory"
 
     def __init__(
-        self, *, max_queue: int = 10_000, workers: int = 1, default_timeout: float = 10.0
+        self,
+        *,
+        max_queue: int = 10_000,
+        workers: int = 1,
+        default_timeout: float = 10.0,
+        stream_buffer: int = 1,
     ) -> None:
-        if max_queue < 1 or workers < 1:
-            raise ValueError("max_queue and workers must be at least 1")
+        if max_queue < 1 or workers < 1 or stream_buffer < 1:
+            raise ConfigurationError(
+                "MemoryTransport max_queue, workers and stream_buffer must be at least 1"
+            )
+        self.stream_buffer = stream_buffer
         self.max_queue = max_queue
         self.workers = workers
         self.default_timeout = default_timeout
@@ -59,6 +77,7 @@ class MemoryTransport(Transport):
         self._idle: asyncio.Event | None = None
 
     async def start(self) -> None:
+        self._dispatcher = Dispatcher(self.host.router, self.name)
         self._queue = BoundedChannel(self.max_queue)
         self._tasks = [
             # The worker gets the queue now: stop() clears self._queue, possibly before
@@ -104,33 +123,15 @@ class MemoryTransport(Transport):
         self._unfinished += 1
 
     async def _work(self, queue: BoundedChannel[_Event | None]) -> None:
-        router, name, logger = self.host.router, self.name, self.host.logger
-        last_pattern: str | None = None
-        handlers: tuple[MessageHandler, ...] = ()
+        event = self._dispatcher.event
         while True:
             item = await queue.get()
             # Drain what is already queued without awaiting between items.
             while item is not None:
                 pattern, raw, headers = item
-                if pattern is not last_pattern:  # runs of one pattern skip the lookup
-                    handlers = router.find_events(pattern, name)
-                    last_pattern = pattern
-                if len(handlers) == 1:
-                    handler = handlers[0]
-                    ctx = None
-                    if handler.needs_context:
-                        ctx = MessageContext(pattern, name, headers, raw)
-                    try:
-                        await handler.call(raw, ctx)
-                    except Exception:
-                        logger.exception("Event handler %s failed for %r", handler.name, pattern)
-                elif handlers:
-                    ctx = None
-                    if any(h.needs_context for h in handlers):
-                        ctx = MessageContext(pattern, name, headers, raw)
-                    await run_event_handlers(handlers, raw, ctx)
-                else:
-                    logger.warning("No event handler for pattern %r; event dropped", pattern)
+                outcome = await event(Inbound(pattern, raw, headers, raw))
+                if outcome is NOT_FOUND:
+                    self.host.logger.warning("No event handler for %r; event dropped", pattern)
                 self._unfinished -= 1
                 if self._unfinished == 0 and self._idle is not None:
                     self._idle.set()
@@ -142,67 +143,95 @@ class MemoryTransport(Transport):
 
     # -- requests -------------------------------------------------------------------
 
-    def _handler(self, pattern: str) -> MessageHandler:
+    def _inbound(self, pattern: str, raw: bytes, headers: Mapping[str, str] | None) -> Inbound:
         if self._queue is None:
             raise TransportError("The memory transport is not running; start the app first")
-        handler = self.host.router.find_message(pattern, self.name)
-        if handler is None:
-            raise RemoteError(error_payload(PatternNotFoundError(pattern)))
-        return handler
+        return Inbound(pattern, raw, headers, raw)
 
     async def request(
         self, pattern: str, raw: bytes, headers: Mapping[str, str] | None, timeout: float | None
     ) -> Any:
         """The decoded reply; a stream's last item. Raises ``RemoteError`` on errors."""
-        handler = self._handler(pattern)
+        inbound = self._inbound(pattern, raw, headers)
         limit = self.default_timeout if timeout is None else timeout
-        ctx = MessageContext(pattern, self.name, headers, raw) if handler.needs_context else None
         try:
             async with asyncio.timeout(limit):
-                result = await handler.call(raw, ctx)
-                if hasattr(result, "__aiter__"):
-                    last = None
-                    async for item in result:
-                        last = item
-                    result = last
-                return decode(encode(result))
+                outcome = await self._dispatcher.request(inbound)
+                if outcome.__class__ is Stream:
+                    assert isinstance(outcome, Stream)
+                    last = _Last()
+                    await drive(outcome.source, last, where=outcome.handler.name)
+                    return last.value()
         except TimeoutError:
             raise RequestTimeoutError(pattern, limit) from None
-        except Exception as exc:
-            raise RemoteError(error_payload(exc, where=handler.name)) from exc
+        return _reply(outcome)
 
     async def request_stream(
         self, pattern: str, raw: bytes, headers: Mapping[str, str] | None, timeout: float | None
     ) -> AsyncIterator[Any]:
-        handler = self._handler(pattern)
+        inbound = self._inbound(pattern, raw, headers)
         limit = self.default_timeout if timeout is None else timeout
-        ctx = MessageContext(pattern, self.name, headers, raw) if handler.needs_context else None
         try:
             async with asyncio.timeout(limit):
-                result = await handler.call(raw, ctx)
-            if not hasattr(result, "__aiter__"):
-                yield decode(encode(result))
-                return
-            iterator = aiter(result)
-            try:
-                while True:
-                    async with asyncio.timeout(limit):
-                        try:
-                            item = await anext(iterator)
-                        except StopAsyncIteration:
-                            return
-                    yield decode(encode(item))
-            finally:
-                close = getattr(iterator, "aclose", None)
-                if close is not None:
-                    with contextlib.suppress(Exception):
-                        await close()
+                outcome = await self._dispatcher.request(inbound)
         except TimeoutError:
             raise RequestTimeoutError(pattern, limit) from None
-        except (RemoteError, GeneratorExit):
-            raise
-        except Exception as exc:
-            raise RemoteError(error_payload(exc, where=handler.name)) from exc
+        if not isinstance(outcome, Stream):
+            yield _reply(outcome)
+            return
+        # The handler's stream runs in its own task into a bounded buffer; leaving this
+        # iterator early cancels it, which closes the handler's generator.
+        buffer = Buffered(self.stream_buffer)
+        task = asyncio.create_task(drive(outcome.source, buffer, where=outcome.handler.name))
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(limit):
+                        data = await buffer.next()
+                except TimeoutError:
+                    raise RequestTimeoutError(pattern, limit) from None
+                if data is None:
+                    return
+                yield decode(data)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class _Last:
+    """A ``Respond`` that keeps only the last item (``send`` of a streamed reply)."""
+
+    __slots__ = ("_data", "_error")
+
+    def __init__(self) -> None:
+        self._data: bytes | None = None
+        self._error: dict[str, Any] | None = None
+
+    async def item(self, data: bytes) -> bool:
+        self._data = data
+        return True
+
+    async def end(self, last: bytes | None) -> None:
+        if last is not None:
+            self._data = last
+
+    async def error(self, payload: dict[str, Any]) -> None:
+        self._error = payload
+
+    def value(self) -> Any:
+        if self._error is not None:
+            raise RemoteError(self._error)
+        return None if self._data is None else decode(self._data)
+
+
+def _reply(outcome: Outcome) -> Any:
+    """A single reply decoded, or the error it stands for raised as ``RemoteError``."""
+    if isinstance(outcome, Reply):
+        return decode(outcome.data)
+    if isinstance(outcome, Failure):
+        raise RemoteError(outcome.payload)
+    raise RemoteError(dict(NOT_FOUND.payload))
 
 
 class MemoryClient(ClientProxy):

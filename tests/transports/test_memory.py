@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from framework import TransportError, controller, create_app, event_pattern, module
+from framework import ConfigurationError, TransportError, controller, create_app, event_pattern, module
 from framework.transports.memory import MemoryTransport
 from tests.timing import TIME_FACTOR
 
@@ -50,5 +50,5 @@ async def test_emit_when_not_running_says_so() -> None:
 
 
 def test_limits_are_validated() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ConfigurationError, match="at least 1"):
         MemoryTransport(max_queue=0)

@@ -4,10 +4,10 @@ event name."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from framework.messaging.context import MessageContext
+from framework.messaging.responses import WsResponse
 from framework.transports.websocket._socket import WsSocket
 
 
@@ -33,10 +33,4 @@ class WsContext(MessageContext):
         self.socket = socket
 
 
-@dataclass(frozen=True, slots=True)
-class WsResponse:
-    """Return this from a handler to reply under another event name (NestJS's
-    ``WsResponse``): ``{"event": event, "data": data}`` plus the request's id."""
-
-    event: str
-    data: Any
+__all__ = ["WsContext", "WsResponse"]

@@ -1,0 +1,291 @@
+"""One inbound message in, one outcome out: the handling every transport shares.
+
+A transport decodes its wire into an ``Inbound`` and asks its ``Dispatcher``; what comes
+back says what to write, and the transport only encodes and writes it::
+
+    outcome = await dispatcher.request(inbound)       # or .event(...), .dispatch(...)
+    match outcome:
+        Reply(data=json_bytes, event=name)            one reply (``event`` from a WsResponse)
+        Stream(source=...)                            streams.drive(source, respond)
+        Failure(payload=error_dict)                   an error reply
+        NOT_FOUND                                     no handler; NOT_FOUND.payload to reply
+        Handled(count=n, failures=[(handler, exc)])   an event ran through n handlers
+
+Nothing here does I/O or knows a transport: lookups (``route``) are plain synchronous
+code, and the only awaits are the handlers themselves. Contexts are built once per
+message and only when a handler (or its pipeline) asks for one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from framework.exceptions import PatternNotFoundError
+from framework.messaging.codecs import encode
+from framework.messaging.context import MessageContext
+from framework.messaging.errors import error_payload
+from framework.messaging.responses import WsResponse
+from framework.messaging.router import MessageHandler, Router
+from framework.messaging.streams import is_stream
+
+logger = logging.getLogger("framework.messaging")
+
+MAX_ROUTES = 10_000
+"""Route lookups cached per dispatcher; the cache is cleared when full."""
+
+MAX_CACHED_NAME = 256
+"""Pattern names longer than this (in characters) are looked up but never cached, so a
+sender inventing long names cannot hold memory (10,000 names of 1 MiB would be 10 GiB)."""
+
+
+class Inbound:
+    """One decoded inbound message.
+
+    Attributes:
+        pattern: the concrete pattern (a Kafka topic, a WS event name...).
+        payload: what the handler's validator takes: JSON bytes, or a decoded value.
+        headers: message headers, or ``None``.
+        raw: the transport's own message object (an aiokafka record, a WS frame dict).
+        source: the connection it came from (a WS socket, an HTTP request), or ``None``.
+    """
+
+    __slots__ = ("_context", "headers", "pattern", "payload", "raw", "source")
+
+    def __init__(
+        self,
+        pattern: str,
+        payload: Any,
+        headers: Mapping[str, Any] | None = None,
+        raw: Any = None,
+        source: Any = None,
+    ) -> None:
+        self.pattern = pattern
+        self.payload = payload
+        self.headers = headers
+        self.raw = raw
+        self.source = source
+        self._context: MessageContext | None = None
+
+    def __repr__(self) -> str:
+        return f"Inbound(pattern={self.pattern!r})"
+
+
+ContextFactory = Callable[[Inbound], MessageContext]
+
+
+class Route:
+    """What serves one pattern on one dispatcher: a request handler and event handlers.
+
+    Attributes:
+        message: the ``@message_pattern`` handler, or ``None``.
+        events: the ``@event_pattern`` handlers (an event with none of them runs the
+            request handler and drops its reply, as NestJS does).
+    """
+
+    __slots__ = ("events", "message")
+
+    def __init__(self, message: MessageHandler | None, events: tuple[MessageHandler, ...]):
+        self.message = message
+        self.events = events
+
+    def __bool__(self) -> bool:
+        return self.message is not None or bool(self.events)
+
+
+class Reply:
+    """A single reply: ``data`` is its JSON; ``event`` is set when the handler returned
+    a ``WsResponse`` (the event name to reply under), else ``None``."""
+
+    __slots__ = ("data", "event")
+
+    def __init__(self, data: bytes, event: str | None = None) -> None:
+        self.data = data
+        self.event = event
+
+
+class Stream:
+    """A streamed reply: hand ``source`` to ``streams.drive`` (``handler`` names who
+    produced it, for logs)."""
+
+    __slots__ = ("handler", "source")
+
+    def __init__(self, source: Any, handler: MessageHandler) -> None:
+        self.source = source
+        self.handler = handler
+
+
+class Failure:
+    """An error reply, shaped by ``errors.error_payload``."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+
+
+class NotFound:
+    """No handler serves the pattern (the outcome is the singleton ``NOT_FOUND``)."""
+
+    __slots__ = ()
+    payload: Mapping[str, Any] = {"status": "error", "message": PatternNotFoundError.MESSAGE}
+
+    def __repr__(self) -> str:
+        return "NOT_FOUND"
+
+
+NOT_FOUND = NotFound()
+
+
+class Handled:
+    """An event went through ``count`` handlers; ``failures`` lists the ones that raised
+    (each already logged)."""
+
+    __slots__ = ("count", "failures")
+
+    def __init__(
+        self, count: int, failures: Sequence[tuple[MessageHandler, Exception]] = ()
+    ) -> None:
+        self.count = count
+        self.failures = failures
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The first failure as an error reply, or ``None``."""
+        if not self.failures:
+            return None
+        handler, exc = self.failures[0]
+        return error_payload(exc, where=handler.name, log=False)
+
+
+# Successful outcomes carry no per-message data: share them (an event costs no allocation).
+_HANDLED = tuple(Handled(n) for n in range(16))
+
+
+Outcome = Reply | Stream | Failure | NotFound | Handled
+
+
+def _default_context(transport: str) -> ContextFactory:
+    def make(inbound: Inbound) -> MessageContext:
+        return MessageContext(inbound.pattern, transport, inbound.headers, inbound.raw)
+
+    return make
+
+
+class Dispatcher:
+    """The router as one transport sees it.
+
+    Args:
+        router: the app's compiled router.
+        transport: the transport's name (handlers' ``transports=[...]``, contexts).
+        context: builds the handler context of a message (a ``MessageContext`` subclass
+            carrying the transport's extras); the default builds a plain one.
+        allows: a further filter on handlers (a WebSocket path serves only its
+            gateway's handlers); ``None`` allows all.
+    """
+
+    __slots__ = ("_allows", "_context", "_routes", "router", "transport")
+
+    def __init__(
+        self,
+        router: Router,
+        transport: str,
+        *,
+        context: ContextFactory | None = None,
+        allows: Callable[[MessageHandler], bool] | None = None,
+    ) -> None:
+        self.router = router
+        self.transport = transport
+        self._context = context or _default_context(transport)
+        self._allows = allows
+        self._routes: dict[str, Route] = {}
+
+    # -- lookups (synchronous) ------------------------------------------------------
+
+    def route(self, pattern: str) -> Route:
+        """The handlers of ``pattern``; cached (names longer than ``MAX_CACHED_NAME``
+        are not)."""
+        try:
+            return self._routes[pattern]
+        except KeyError:
+            pass
+        router, name, allows = self.router, self.transport, self._allows
+        matching = [h for h in router.matching(pattern, name) if allows is None or allows(h)]
+        message = next((h for h in matching if h.kind == "message"), None)
+        events = tuple(h for h in matching if h.kind == "event")
+        found = Route(message, events)
+        if len(pattern) <= MAX_CACHED_NAME:
+            if len(self._routes) >= MAX_ROUTES:
+                self._routes.clear()
+            self._routes[pattern] = found
+        return found
+
+    def context(self, inbound: Inbound) -> MessageContext:
+        """The message's handler context, built on first use."""
+        ctx = inbound._context
+        if ctx is None:
+            ctx = inbound._context = self._context(inbound)
+        return ctx
+
+    # -- running handlers -----------------------------------------------------------
+
+    async def call(self, handler: MessageHandler, inbound: Inbound) -> Any:
+        """Run one handler on ``inbound``; returns its result, raises what it raises."""
+        ctx = self.context(inbound) if handler.needs_context else None
+        return await handler.call(inbound.payload, ctx)
+
+    async def request(self, inbound: Inbound, route: Route | None = None) -> Outcome:
+        """Run the request handler: ``Reply``, ``Stream``, ``Failure`` or ``NOT_FOUND``."""
+        handler = (route or self.route(inbound.pattern)).message
+        if handler is None:
+            return NOT_FOUND
+        try:
+            ctx = self.context(inbound) if handler.needs_context else None
+            result = await handler.call(inbound.payload, ctx)
+            if is_stream(result):
+                return Stream(result, handler)
+            if result.__class__ is WsResponse:
+                return Reply(encode(result.data), result.event)
+            return Reply(encode(result))
+        except Exception as exc:
+            return Failure(error_payload(exc, where=handler.name))
+
+    async def event(self, inbound: Inbound, route: Route | None = None) -> Outcome:
+        """Run every event handler (with none, the request handler, reply dropped);
+        one failing never stops the others. ``Handled`` or ``NOT_FOUND``."""
+        found = route or self.route(inbound.pattern)
+        handlers: Sequence[MessageHandler] = found.events
+        if not handlers:
+            if found.message is None:
+                return NOT_FOUND
+            handlers = (found.message,)
+        failures: list[tuple[MessageHandler, Exception]] | None = None
+        for handler in handlers:
+            try:
+                ctx = self.context(inbound) if handler.needs_context else None
+                await handler.call(inbound.payload, ctx)
+            except Exception as exc:
+                _log_event_failure(handler, inbound.pattern, exc)
+                failures = failures or []
+                failures.append((handler, exc))
+        count = len(handlers)
+        if failures is None and count < len(_HANDLED):
+            return _HANDLED[count]
+        return Handled(count, failures or ())
+
+    async def dispatch(self, inbound: Inbound) -> Outcome:
+        """A message that may be either (a WS frame, an SSE ``POST``): the request
+        handler when there is one, else the event handlers."""
+        found = self.route(inbound.pattern)
+        if found.message is not None:
+            return await self.request(inbound, found)
+        return await self.event(inbound, found)
+
+
+def _log_event_failure(handler: MessageHandler, pattern: str, exc: Exception) -> None:
+    # error_payload logs unexpected errors with their traceback; refusals (validation,
+    # RpcException) are expected and get one line.
+    payload = error_payload(exc, where=handler.name)
+    if payload.get("message") != "Internal server error":
+        logger.warning("Event handler %s refused %r: %s", handler.name, pattern, payload)
