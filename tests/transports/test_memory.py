@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from framework import ConfigurationError, TransportError, controller, create_app, event_pattern, module
+from framework import (
+    ConfigurationError,
+    TransportError,
+    controller,
+    create_app,
+    event_pattern,
+    module,
+)
 from framework.transports.memory import MemoryTransport
 from tests.timing import TIME_FACTOR
 
