@@ -82,13 +82,21 @@ class Route:
         message: the ``@message_pattern`` handler, or ``None``.
         events: the ``@event_pattern`` handlers (an event with none of them runs the
             request handler and drops its reply, as NestJS does).
+        prefer_events: an event handler matches more closely than the request handler
+            (``orders.created`` against ``orders.*``): ``dispatch`` runs the events.
     """
 
-    __slots__ = ("events", "message")
+    __slots__ = ("events", "message", "prefer_events")
 
-    def __init__(self, message: MessageHandler | None, events: tuple[MessageHandler, ...]):
+    def __init__(
+        self,
+        message: MessageHandler | None,
+        events: tuple[MessageHandler, ...],
+        prefer_events: bool = False,
+    ) -> None:
         self.message = message
         self.events = events
+        self.prefer_events = prefer_events
 
     def __bool__(self) -> bool:
         return self.message is not None or bool(self.events)
@@ -214,7 +222,8 @@ class Dispatcher:
         matching = [h for h in router.matching(pattern, name) if allows is None or allows(h)]
         message = next((h for h in matching if h.kind == "message"), None)
         events = tuple(h for h in matching if h.kind == "event")
-        found = Route(message, events)
+        prefer_events = bool(events) and matching[0].kind == "event"
+        found = Route(message, events, prefer_events)
         if len(pattern) <= MAX_CACHED_NAME:
             if len(self._routes) >= MAX_ROUTES:
                 self._routes.clear()
@@ -276,9 +285,9 @@ class Dispatcher:
 
     async def dispatch(self, inbound: Inbound) -> Outcome:
         """A message that may be either (a WS frame, an SSE ``POST``): the request
-        handler when there is one, else the event handlers."""
+        handler, unless event handlers match more closely (or there is none)."""
         found = self.route(inbound.pattern)
-        if found.message is not None:
+        if found.message is not None and not found.prefer_events:
             return await self.request(inbound, found)
         return await self.event(inbound, found)
 

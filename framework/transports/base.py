@@ -155,15 +155,16 @@ class ClientProxy(ABC):
         """
 
     @abstractmethod
-    async def emit(
+    def emit(
         self,
         pattern: str,
         data: Any,
         *,
         key: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> None:
-        """Publish an event; returns once the transport accepted it."""
+    ) -> Awaitable[None]:
+        """Publish an event; the awaitable finishes once the transport accepted it
+        (write it as ``async def``; the memory client returns a finished one)."""
 
     async def __aenter__(self) -> Self:
         await self.connect()
