@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from types import ModuleType
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
 from framework import (
+    ExecutionContext,
     MessageContext,
     RemoteError,
+    RequestTimeoutError,
     RpcException,
     controller,
     event_pattern,
     injectable,
     message_pattern,
     module,
+    use_filters,
+    use_guards,
+    use_interceptors,
 )
 from tests.timing import TIME_FACTOR
 
@@ -33,11 +39,38 @@ class Recorder:
         self.events: list[tuple[str, object]] = []
         self.arrived = asyncio.Event()
         self.expected = 1
+        self.release = asyncio.Event()
+        self.stream_closed = asyncio.Event()
 
     def add(self, name: str, value: object) -> None:
         self.events.append((name, value))
         if len(self.events) >= self.expected:
             self.arrived.set()
+
+
+class OwnPattern:
+    """Lets through messages sent to the pattern it guards (a guard that reads the
+    execution context)."""
+
+    def can_activate(self, ctx: ExecutionContext) -> bool:
+        return ctx.pattern == "contract.intercepted" and ctx.kind == "message"
+
+
+class Wrap:
+    async def intercept(self, ctx: ExecutionContext, call_next: Any) -> Any:
+        return {"wrapped": await call_next(), "transport": ctx.transport}
+
+
+class ValueErrors:
+    exception_types = (ValueError,)
+
+    def catch(self, exc: Exception, ctx: ExecutionContext) -> dict[str, str]:
+        return {"filtered": str(exc)}
+
+
+class Never:
+    def can_activate(self, ctx: ExecutionContext) -> bool:
+        return False
 
 
 @controller()
@@ -81,6 +114,53 @@ class ContractController:
     @event_pattern("contract.boom")
     async def boom(self, payload: dict[str, object]) -> None:
         raise RuntimeError("event handler failure")
+
+    @event_pattern("contract.ordered")
+    async def ordered(self, n: int) -> None:
+        self.recorder.add("ordered", n)
+
+    @message_pattern("contract.broken")
+    async def broken(self, n: int) -> AsyncIterator[int]:
+        yield 1
+        yield 2
+        raise RpcException("stream broke after 2")
+
+    @message_pattern("contract.endless")
+    async def endless(self, payload: dict[str, object]) -> AsyncIterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+                await asyncio.sleep(0.01)
+        finally:
+            self.recorder.stream_closed.set()
+
+    @message_pattern("contract.headers")
+    async def headers(self, payload: dict[str, object], ctx: MessageContext) -> str | None:
+        value = ctx.headers.get("x-tenant")
+        return value if isinstance(value, str) else None
+
+    @message_pattern("contract.guarded")
+    @use_guards(Never())
+    async def guarded(self, payload: dict[str, object]) -> str:
+        return "never"
+
+    @message_pattern("contract.intercepted")
+    @use_guards(OwnPattern())
+    @use_interceptors(Wrap())
+    async def intercepted(self, n: int) -> int:
+        return n + 1
+
+    @message_pattern("contract.filtered")
+    @use_filters(ValueErrors())
+    async def filtered(self, payload: dict[str, object]) -> None:
+        raise ValueError("bad value")
+
+    @message_pattern("contract.slow")
+    async def slow(self, payload: dict[str, object]) -> str:
+        await self.recorder.release.wait()
+        return "late"
 
 
 @module(controllers=[ContractController], providers=[Recorder])
@@ -154,3 +234,70 @@ async def test_event_reaches_every_handler_even_after_a_failing_one(harness: Mod
         recorder.expected = 2
         await asyncio.wait_for(recorder.arrived.wait(), 10 * TIME_FACTOR)
         assert sorted(recorder.events) == [("a", 9), ("b", 9)]
+
+
+async def test_events_from_one_sender_are_handled_in_order(harness: ModuleType) -> None:
+    async with harness.serve(ContractModule) as served:
+        recorder = served.app.get(Recorder)
+        recorder.expected = 30
+        for i in range(30):
+            # One key: one Kafka partition, where order is what Kafka keeps.
+            await served.client.emit("contract.ordered", i, key="contract")
+        await asyncio.wait_for(recorder.arrived.wait(), 10 * TIME_FACTOR)
+        assert [n for _, n in recorder.events] == list(range(30))
+
+
+async def test_an_error_mid_stream_follows_the_items_already_sent(harness: ModuleType) -> None:
+    async with harness.serve(ContractModule) as served:
+        items: list[int] = []
+        with pytest.raises(RemoteError) as info:
+            async for item in served.client.stream("contract.broken", 0):
+                items.append(item)
+        assert items == [1, 2]
+        assert info.value.payload == {"status": "error", "message": "stream broke after 2"}
+        assert await served.client.send("contract.sum", [1, 1]) == 2
+
+
+async def test_leaving_a_stream_closes_the_handler_generator(harness: ModuleType) -> None:
+    if not getattr(harness, "CANCELS_STREAMS", True):
+        pytest.skip(f"{harness.NAME} has no way to cancel a stream (documented)")
+    async with harness.serve(ContractModule) as served:
+        stream = served.client.stream("contract.endless", {})
+        async for item in stream:
+            if item == 2:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        recorder = served.app.get(Recorder)
+        await asyncio.wait_for(recorder.stream_closed.wait(), 10 * TIME_FACTOR)
+
+
+async def test_headers_reach_the_handler(harness: ModuleType) -> None:
+    async with harness.serve(ContractModule) as served:
+        reply = await served.client.send("contract.headers", {}, headers={"x-tenant": "t1"})
+        assert reply == "t1"
+
+
+async def test_guards_interceptors_and_filters_run_on_every_transport(
+    harness: ModuleType,
+) -> None:
+    async with harness.serve(ContractModule) as served:
+        client = served.client
+        with pytest.raises(RemoteError) as refused:
+            await client.send("contract.guarded", {})
+        assert refused.value.payload["message"] == "Forbidden resource"
+        assert await client.send("contract.intercepted", 1) == {
+            "wrapped": 2,
+            "transport": served.transport,
+        }
+        assert await client.send("contract.filtered", {}) == {"filtered": "bad value"}
+
+
+async def test_a_slow_handler_times_out_the_caller_and_the_service_keeps_serving(
+    harness: ModuleType,
+) -> None:
+    async with harness.serve(ContractModule) as served:
+        recorder = served.app.get(Recorder)
+        with pytest.raises(RequestTimeoutError):
+            await served.client.send("contract.slow", {}, timeout=0.3 * TIME_FACTOR)
+        recorder.release.set()
+        assert await served.client.send("contract.sum", [3, 4]) == 7

@@ -25,6 +25,9 @@ from tests.transports.harnesses.memory import Served
 NAME = "kafka"
 MARKS = [pytest.mark.kafka]
 SETUP_FIXTURES = ["kafka_bootstrap_servers"]
+CANCELS_STREAMS = False
+"""NestJS's Kafka wire has no cancel message: a client that stops reading a stream
+leaves the server's generator running to its end (docs/transports/kafka.md)."""
 
 BOOTSTRAP_SERVERS: str | None = None
 """Set by the ``kafka_bootstrap_servers`` fixture in tests/conftest.py."""
