@@ -26,7 +26,7 @@ from framework.messaging.codecs import decode, encode
 from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler, run_event_handlers
-from framework.transports.base import ClientProxy, Transport
+from framework.transports.base import ClientProxy, HeaderHook, Transport
 from framework.transports.channel import BoundedChannel
 
 _Event = tuple[str, bytes, Mapping[str, str] | None]
@@ -40,9 +40,14 @@ class MemoryTransport(Transport):
         workers: tasks handling events; 1 keeps emit order.
         default_timeout: seconds a ``send``/``stream`` item may take when the caller
             gives no timeout.
+
+    Attributes:
+        client_header_hooks: the ``header_hooks`` of every client of this transport (made
+            before or after they were set): the memory client is a handle on it.
     """
 
     name = "memory"
+    client_header_hooks: tuple[HeaderHook, ...] = ()
 
     def __init__(
         self, *, max_queue: int = 10_000, workers: int = 1, default_timeout: float = 10.0
@@ -206,10 +211,22 @@ class MemoryTransport(Transport):
 
 
 class MemoryClient(ClientProxy):
-    """The in-memory ``ClientProxy``: what ``ClientProxy`` injects by default."""
+    """The in-memory ``ClientProxy``: what ``ClientProxy`` injects by default.
+
+    Its ``header_hooks`` are its transport's ``client_header_hooks``, shared by every
+    client of the transport; with none, sending costs nothing more.
+    """
 
     def __init__(self, transport: MemoryTransport) -> None:
         self.transport = transport
+
+    @property
+    def header_hooks(self) -> tuple[HeaderHook, ...]:
+        return self.transport.client_header_hooks
+
+    @header_hooks.setter
+    def header_hooks(self, hooks: tuple[HeaderHook, ...]) -> None:
+        self.transport.client_header_hooks = hooks
 
     async def send(
         self,
@@ -219,7 +236,10 @@ class MemoryClient(ClientProxy):
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        return await self.transport.request(pattern, encode(data), headers, timeout)
+        transport = self.transport
+        if transport.client_header_hooks:
+            headers = self.outgoing_headers(headers)
+        return await transport.request(pattern, encode(data), headers, timeout)
 
     def stream(
         self,
@@ -229,7 +249,10 @@ class MemoryClient(ClientProxy):
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Any]:
-        return self.transport.request_stream(pattern, encode(data), headers, timeout)
+        transport = self.transport
+        if transport.client_header_hooks:
+            headers = self.outgoing_headers(headers)
+        return transport.request_stream(pattern, encode(data), headers, timeout)
 
     async def emit(
         self,
@@ -239,9 +262,12 @@ class MemoryClient(ClientProxy):
         key: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        queue = self.transport._queue
+        transport = self.transport
+        if transport.client_header_hooks:
+            headers = self.outgoing_headers(headers)
+        queue = transport._queue
         item = (pattern, encode(data), headers)
         if queue is not None and queue.try_put(item):
-            self.transport._unfinished += 1
+            transport._unfinished += 1
         else:
-            await self.transport.enqueue(*item)  # waits for room, or says it is not running
+            await transport.enqueue(*item)  # waits for room, or says it is not running
