@@ -42,6 +42,7 @@ from framework.messaging.decorators import (
     use_pipes,
 )
 from framework.messaging.gateway import subscribe_message, websocket_gateway
+from framework.messaging.router import HandlerMiddleware
 from framework.transports.base import ClientProxy, Transport
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "ExecutionContext",
     "ForbiddenException",
     "FrameworkError",
+    "HandlerMiddleware",
     "HttpException",
     "Inject",
     "InjectionToken",

@@ -30,12 +30,18 @@ from framework.di.lifecycle import call_hook
 from framework.di.metadata import Provider, Scope, value_provider
 from framework.exceptions import ConfigurationError
 from framework.http.routing import HttpRoute, build_http_routes
-from framework.http.sse import close_route_streams
+from framework.http.sse import ROUTE_STREAMS_STATE, RouteStreams
 from framework.messaging.codecs import encode
 from framework.messaging.pipeline import GlobalEnhancers
-from framework.messaging.router import MessageHandler, Router, build_router
+from framework.messaging.router import HandlerMiddleware, MessageHandler, Router, build_router
 from framework.observability import Installation, Observability, install
-from framework.transports.base import ClientProxy, PublishRelay, Transport
+from framework.transports.base import (
+    NO_EVENTS,
+    ClientProxy,
+    PublishRelay,
+    Transport,
+    TransportEvents,
+)
 from framework.transports.memory import MemoryTransport
 
 T = TypeVar("T")
@@ -75,6 +81,37 @@ class _ProbeHost:
     def logger(self) -> logging.Logger:
         return logger
 
+    @property
+    def events(self) -> TransportEvents:
+        return NO_EVENTS
+
+
+class _Fanout(TransportEvents):
+    """Transport events for several observers, in order."""
+
+    def __init__(self, observers: Sequence[TransportEvents]) -> None:
+        self.observers = tuple(observers)
+
+    def connected(self, transport: Transport, peer: Any) -> None:
+        for observer in self.observers:
+            observer.connected(transport, peer)
+
+    def disconnected(self, transport: Transport, peer: Any) -> None:
+        for observer in self.observers:
+            observer.disconnected(transport, peer)
+
+    def retried(self, transport: Transport, handler: MessageHandler) -> None:
+        for observer in self.observers:
+            observer.retried(transport, handler)
+
+    def dead_lettered(self, transport: Transport, handler: MessageHandler) -> None:
+        for observer in self.observers:
+            observer.dead_lettered(transport, handler)
+
+    def dropped(self, transport: Transport, peer: Any, why: str) -> None:
+        for observer in self.observers:
+            observer.dropped(transport, peer, why)
+
 
 class Application:
     """A running (or ready to run) app. Use ``create_app`` to make one.
@@ -100,6 +137,9 @@ class Application:
         self._extra_providers = list(providers)
         self._overrides = list(overrides)
         self._enhancers: GlobalEnhancers = {}
+        self._middlewares: list[HandlerMiddleware] = []
+        self._observers: list[TransportEvents] = []
+        self._events: TransportEvents = NO_EVENTS
         self._container: Container | None = None
         self._router: Router | None = None
         self.http_routes: list[HttpRoute] = []
@@ -117,6 +157,9 @@ class Application:
             lifespan=self._lifespan,
             middleware=observability.middleware() if observability is not None else None,
         )
+        self.route_streams = RouteStreams()
+        """The open event streams this app serves (``@sse`` routes, SSE replies)."""
+        setattr(self._starlette.state, ROUTE_STREAMS_STATE, self.route_streams)
 
     # -- configuration -------------------------------------------------------------
 
@@ -141,6 +184,20 @@ class Application:
             raise ConfigurationError(f"Add global {kind} before the app starts")
         self._enhancers.setdefault(kind, []).extend(items)
 
+    def use_handler_middleware(self, *middlewares: HandlerMiddleware) -> None:
+        """Wrap every message handler's call (``HandlerMiddleware.wrap``) when the router
+        is compiled at start, the first added outermost (inside observability's)."""
+        if self._started:
+            raise ConfigurationError("Add handler middlewares before the app starts")
+        self._middlewares.extend(middlewares)
+
+    def use_transport_events(self, *observers: TransportEvents) -> None:
+        """Tell ``observers`` what happens to the transports (connections, retries,
+        dead letters, dropped clients): every transport reports to ``events``."""
+        if self._started:
+            raise ConfigurationError("Add transport event observers before the app starts")
+        self._observers.extend(observers)
+
     # -- TransportHost ---------------------------------------------------------------
 
     @property
@@ -154,6 +211,11 @@ class Application:
         return logger
 
     @property
+    def events(self) -> TransportEvents:
+        """Where transports report what happens to them (see ``use_transport_events``)."""
+        return self._events
+
+    @property
     def container(self) -> Container:
         if self._container is None:
             raise ConfigurationError("The app has not started yet: use `async with app:`")
@@ -161,7 +223,9 @@ class Application:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def _build(self) -> tuple[Container, Router, list[HttpRoute]]:
+    async def _build(
+        self, middlewares: Sequence[HandlerMiddleware] = ()
+    ) -> tuple[Container, Router, list[HttpRoute]]:
         """Scan the graph, create the singletons, compile handlers and routes."""
         core: list[Any] = [
             value_provider(ClientProxy, self.default_client),
@@ -173,7 +237,7 @@ class Application:
             self.root_module, extra_global_providers=core, overrides=self._overrides
         )
         await container.instantiate()
-        router = await build_router(container, self._enhancers)
+        router = await build_router(container, self._enhancers, [*middlewares, *self._middlewares])
         container.find(Router).instance = router
         return container, router, await build_http_routes(container, self._enhancers)
 
@@ -207,13 +271,22 @@ class Application:
         """Build and start everything (see the module docstring for the order)."""
         if self._started:
             return
-        container, self._router, self.http_routes = await self._build()
+        observed = self._observed = install(self, self.observability)
+        middlewares = observed.middlewares if observed is not None else []
+        container, self._router, self.http_routes = await self._build(middlewares)
         self._container = container
+        observers = list(self._observers)
+        if observed is not None:
+            observed.attach(self)
+            if observed.events is not None:
+                observers.insert(0, observed.events)
+        if len(observers) > 1:
+            self._events = _Fanout(observers)
+        else:
+            self._events = observers[0] if observers else NO_EVENTS
         routes = [r.route for r in self.http_routes]
-        # Before transports bind: they must see the wrapped handlers.
-        self._observed = install(self, self.observability)
-        if self._observed is not None:
-            routes.extend(self._observed.routes)
+        if observed is not None:
+            routes.extend(observed.routes)
         for transport in self.transports:
             transport.bind(self)
             routes.extend(transport.routes())
@@ -265,6 +338,7 @@ class Application:
         if self._observed is not None:
             self._observed.close()
             self._observed = None
+        self._events = NO_EVENTS
         for client in self._clients:
             try:
                 await client.close()
@@ -341,7 +415,7 @@ class Application:
         """Let transports end long-lived connections gracefully (WebSocket close 1001)
         before the HTTP server drops them; ``server()``/``run()`` call it at shutdown."""
         # @sse route streams never end by themselves; uvicorn would wait on them.
-        close_route_streams()
+        self.route_streams.close()
         for transport in reversed(self.transports):
             try:
                 await transport.drain()

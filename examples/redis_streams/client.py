@@ -271,7 +271,9 @@ class RedisStreamsClient(ClientProxy):
         call = _Call(asyncio.get_running_loop().create_future())
         self._calls[cid] = call
         deadline = int((time.time() + limit) * 1000)
-        fields = request_fields(encode(data), cid, self.reply_key, deadline, headers=headers)
+        fields = request_fields(
+            encode(data), cid, self.reply_key, deadline, headers=self.outgoing_headers(headers)
+        )
         try:
             async with asyncio.timeout(limit):
                 await redis.xadd(
@@ -311,6 +313,7 @@ class RedisStreamsClient(ClientProxy):
         try:
             last = await self._open(redis, key)
             deadline = int((time.time() + limit) * 1000)
+            headers = self.outgoing_headers(headers)
             fields = request_fields(encode(data), cid, key, deadline, stream=True, headers=headers)
             await redis.xadd(stream_key(self.prefix, pattern), _fields(fields), maxlen=self.maxlen)
             n = 0
@@ -361,7 +364,7 @@ class RedisStreamsClient(ClientProxy):
             TransportError: Redis did not take the event.
         """
         redis = await self._connected()
-        fields = event_fields(encode(data), key, headers)
+        fields = event_fields(encode(data), key, self.outgoing_headers(headers))
         try:
             await redis.xadd(
                 stream_key(self.prefix, pattern),

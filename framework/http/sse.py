@@ -324,20 +324,40 @@ class EventStream:
             return
 
 
-_route_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+ROUTE_STREAMS_STATE = "framework_route_streams"
+"""The attribute of a Starlette app's ``state`` holding its ``RouteStreams``."""
 
 
-def close_route_streams() -> int:
-    """End every open ``EventStreamResponse`` stream in this process after it wrote what
-    it holds (their iterators are closed); returns how many.
+class RouteStreams:
+    """The open ``EventStreamResponse`` streams of one app, to end them at shutdown.
 
-    Call it when the server begins shutting down: uvicorn waits for open responses
-    before it runs the app's shutdown, and an event stream never ends by itself.
+    An ``Application`` keeps one in its Starlette app's ``state``; every event stream
+    that app serves (``@sse`` routes, SSE transport replies) joins it.
     """
-    streams = [s for s in _route_streams if s.state is StreamState.OPEN]
-    for stream in streams:
-        stream.close()
-    return len(streams)
+
+    def __init__(self) -> None:
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+
+    def add(self, stream: EventStream) -> None:
+        self._streams.add(stream)
+
+    def close(self) -> int:
+        """End every open stream after it wrote what it holds (their iterators are
+        closed); returns how many.
+
+        Call it when the server begins shutting down: uvicorn waits for open responses
+        before it runs the app's shutdown, and an event stream never ends by itself.
+        """
+        streams = [s for s in self._streams if s.state is StreamState.OPEN]
+        for stream in streams:
+            stream.close()
+        return len(streams)
+
+
+def route_streams_of(scope: Scope) -> RouteStreams | None:
+    """The ``RouteStreams`` of the app serving ``scope``, if it keeps one."""
+    found = getattr(getattr(scope.get("app"), "state", None), ROUTE_STREAMS_STATE, None)
+    return found if isinstance(found, RouteStreams) else None
 
 
 async def run_heartbeat(stream: EventStream, interval: float) -> None:
@@ -400,7 +420,9 @@ class EventStreamResponse(Response):
         stream = EventStream(max_buffer=self.max_buffer, headers=self.raw_headers, name=name)
         if self.retry_ms is not None:
             stream.prime(b"retry: %d\n\n" % self.retry_ms)
-        _route_streams.add(stream)
+        streams = route_streams_of(scope)
+        if streams is not None:
+            streams.add(stream)
         tasks = [asyncio.create_task(self._produce(stream), name=f"sse-produce-{name}")]
         if self.heartbeat is not None:
             tasks.append(asyncio.create_task(run_heartbeat(stream, self.heartbeat)))

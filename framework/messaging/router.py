@@ -5,6 +5,10 @@ At start-up every ``@message_pattern``/``@event_pattern`` method becomes a
 guards, interceptors, filters or pipes is the bound method applied to the validated
 payload, nothing more. Transports look handlers up with ``find_message`` /
 ``find_events`` (cached per pattern) and await ``handler.call``.
+
+Handler middlewares (``HandlerMiddleware``: observability, the inspector, your own) are
+compiled in here too, once, so ``handler.call`` is final when ``build_router`` returns;
+an app without middlewares compiles no wrapper at all.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from framework.di.container import REQUEST, Container, ProviderRecord
 from framework.di.metadata import Scope
@@ -59,6 +63,22 @@ class MessageHandler:
 
     def serves(self, transport: str) -> bool:
         return self.transports is None or transport in self.transports
+
+
+class HandlerMiddleware(Protocol):
+    """Wraps the call of every compiled handler, once, when the router is built.
+
+    Attributes:
+        needs_context: the wrapped call reads ``ctx`` (so transports must build one for
+            every message of a handler this middleware wrapped).
+    """
+
+    needs_context: bool
+
+    def wrap(self, handler: MessageHandler, call: Invoke) -> Invoke:
+        """The call to use instead of ``call`` (the handler's call so far, inner
+        middlewares applied); return ``call`` itself to leave ``handler`` as it is."""
+        ...
 
 
 def _direct(
@@ -157,6 +177,7 @@ async def _compile(
     fn: Callable[..., Any],
     meta: PatternMeta,
     pipeline: Pipeline,
+    middlewares: Sequence[HandlerMiddleware],
 ) -> MessageHandler:
     owner = f"{controller.__qualname__}.{attr}"
     sig = analyse(fn, owner)
@@ -183,7 +204,7 @@ async def _compile(
         invoke = make_invoke(rec.instance)
 
     call = _piped(pipeline, invoke, meta.kind, meta.pattern, fn, controller) if pipeline else invoke
-    return MessageHandler(
+    handler = MessageHandler(
         kind=meta.kind,
         pattern=meta.pattern,
         transports=meta.transports,
@@ -195,6 +216,12 @@ async def _compile(
         call=call,
         needs_context=bool(pipeline) or request_scoped or "context" in sig.order,
     )
+    for middleware in reversed(middlewares):  # the first one listed runs outermost
+        wrapped = middleware.wrap(handler, handler.call)
+        if wrapped is not handler.call:
+            handler.call = wrapped
+            handler.needs_context = handler.needs_context or middleware.needs_context
+    return handler
 
 
 def handler_methods(cls: type) -> Iterable[tuple[str, Callable[..., Any]]]:
@@ -207,8 +234,18 @@ def handler_methods(cls: type) -> Iterable[tuple[str, Callable[..., Any]]]:
                 yield name, value
 
 
-async def build_router(container: Container, global_enhancers: GlobalEnhancers) -> Router:
-    """Compile every controller's message handlers into a ``Router``."""
+async def build_router(
+    container: Container,
+    global_enhancers: GlobalEnhancers,
+    middlewares: Sequence[HandlerMiddleware] = (),
+) -> Router:
+    """Compile every controller's message handlers into a ``Router``.
+
+    Args:
+        container: the instantiated graph.
+        global_enhancers: the app's global guards, interceptors, filters and pipes.
+        middlewares: wrap every handler's call, the first listed outermost.
+    """
     handlers: list[MessageHandler] = []
     for rec in container.controllers():
         cls = rec.provider.use_class
@@ -219,7 +256,8 @@ async def build_router(container: Container, global_enhancers: GlobalEnhancers) 
                 continue
             pipeline = await build_pipeline(container, rec.module, cls, fn, global_enhancers)
             for meta in metas:
-                handlers.append(await _compile(container, rec, cls, attr, fn, meta, pipeline))
+                handler = await _compile(container, rec, cls, attr, fn, meta, pipeline, middlewares)
+                handlers.append(handler)
     return Router(handlers)
 
 

@@ -1,9 +1,9 @@
-"""Wrap compiled handlers at start-up: message scope for logs and traces, and metrics.
+"""The handler middleware of observability: message scope for logs and traces, metrics.
 
-Only an app with observability on runs any of this; without it ``handler.call`` is left
-as the router compiled it and no per-message code is added. A wrapped handler asks the
-transports for a context (``needs_context``), since the pattern, transport and headers
-of the message are what the scope and the metric labels are made of.
+Only an app with observability on runs any of this; without it the router compiles no
+wrapper and no per-message code is added. A wrapped handler asks the transports for a
+context (``needs_context``), since the pattern, transport and headers of the message are
+what the scope and the metric labels are made of.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from framework.messaging.context import MessageContext
 from framework.messaging.router import Invoke, MessageHandler
 from framework.observability._context import CURRENT, MessageScope
-from framework.observability._metrics import HandlerSeries, Series
+from framework.observability._metrics import HandlerSeries, MessageMetrics, Series
 
 _STREAM_TYPES: dict[type, bool] = {}
 
@@ -153,20 +153,29 @@ def _scoped_measured(
     return invoke
 
 
-def instrument(
-    handler: MessageHandler, *, scoped: bool, tracing: bool, table: HandlerSeries | None
-) -> None:
-    """Wrap ``handler.call`` in place (transports hold the handler objects, so they see
-    the wrapped call); a no-op when neither a scope nor metrics are wanted."""
-    # Only request handlers reply with streams (an event's result is dropped).
-    streams = handler.kind == "message"
-    call = handler.call
-    if table is not None and scoped:
-        handler.call = _scoped_measured(handler, call, tracing, table, streams)
-    elif table is not None:
-        handler.call = _measured(handler, call, table, streams)
-    elif scoped:
-        handler.call = _scoped(handler, call, tracing, streams)
-    else:
-        return
-    handler.needs_context = True
+class InstrumentMiddleware:
+    """Sets the message scope (``scoped``: logging context; ``tracing``: trace ids) and
+    counts metrics (``metrics``) around every handler; wraps nothing when neither is
+    wanted.
+
+    A ``HandlerMiddleware`` (``framework.messaging.router``), compiled by the router.
+    """
+
+    needs_context = True
+
+    def __init__(self, *, scoped: bool, tracing: bool, metrics: MessageMetrics | None) -> None:
+        self.scoped = scoped
+        self.tracing = tracing
+        self.metrics = metrics
+
+    def wrap(self, handler: MessageHandler, call: Invoke) -> Invoke:
+        # Only request handlers reply with streams (an event's result is dropped).
+        streams = handler.kind == "message"
+        if self.metrics is not None:
+            table = self.metrics.series(handler)
+            if self.scoped:
+                return _scoped_measured(handler, call, self.tracing, table, streams)
+            return _measured(handler, call, table, streams)
+        if self.scoped:
+            return _scoped(handler, call, self.tracing, streams)
+        return call

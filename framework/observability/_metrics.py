@@ -10,10 +10,11 @@ scrape from another thread may read a histogram mid-update, off by one observati
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from framework.exceptions import ConfigurationError
+from framework.transports.base import TransportEvents
 
 if TYPE_CHECKING:
     from framework.messaging.router import MessageHandler
@@ -122,6 +123,10 @@ class MessageMetrics:
         self.prefix = prefix
         self.handlers: dict[MessageHandler, HandlerSeries] = {}
         self.transports: list[Transport] = []
+        # From transport events: open connections by transport name (for transports
+        # that do not count their own), and clients cut off by (transport, why).
+        self.connections: dict[str, int] = {}
+        self.dropped: dict[tuple[str, str], int] = {}
 
     def series(self, handler: MessageHandler) -> HandlerSeries:
         found = self.handlers.get(handler)
@@ -129,20 +134,36 @@ class MessageMetrics:
             found = self.handlers[handler] = HandlerSeries(self, handler)
         return found
 
-    def hook(self, transport: str, field: str) -> Callable[[MessageHandler], None]:
-        """A callback counting ``field`` (``retried``/``dead_lettered``) for a handler."""
-
-        def count(handler: MessageHandler) -> None:
-            series = self.series(handler).get(transport)
-            setattr(series, field, getattr(series, field) + 1)
-
-        return count
-
     def rows(self) -> Iterator[tuple[tuple[str, str, str], Series]]:
         for handler_series in list(self.handlers.values()):
             for transport, series in list(handler_series.by_transport.items()):
                 labels = (transport or "unknown", handler_series.pattern, handler_series.name)
                 yield labels, series
+
+
+class MetricsEvents(TransportEvents):
+    """The transport events metrics count (what ``host.events`` reports to)."""
+
+    def __init__(self, metrics: MessageMetrics) -> None:
+        self.metrics = metrics
+
+    def retried(self, transport: Transport, handler: MessageHandler) -> None:
+        self.metrics.series(handler).get(transport.name).retried += 1
+
+    def dead_lettered(self, transport: Transport, handler: MessageHandler) -> None:
+        self.metrics.series(handler).get(transport.name).dead_lettered += 1
+
+    def connected(self, transport: Transport, peer: Any) -> None:
+        connections = self.metrics.connections
+        connections[transport.name] = connections.get(transport.name, 0) + 1
+
+    def disconnected(self, transport: Transport, peer: Any) -> None:
+        connections = self.metrics.connections
+        connections[transport.name] = max(connections.get(transport.name, 0) - 1, 0)
+
+    def dropped(self, transport: Transport, peer: Any, why: str) -> None:
+        key = (transport.name, why)
+        self.metrics.dropped[key] = self.metrics.dropped.get(key, 0) + 1
 
 
 def connected_clients(transport: Any) -> int | None:
@@ -175,6 +196,7 @@ class MetricsCollector:
             CounterMetricFamily(f"{p}_messages_retried", "", labels=LABELS),
             CounterMetricFamily(f"{p}_messages_dead_lettered", "", labels=LABELS),
             HistogramMetricFamily(f"{p}_handler_duration_seconds", "", labels=LABELS),
+            CounterMetricFamily(f"{p}_clients_dropped", "", labels=("transport", "reason")),
             GaugeMetricFamily(f"{p}_connected_clients", "", labels=("transport",)),
             GaugeMetricFamily(
                 f"{p}_kafka_consumer_lag", "", labels=("group", "topic", "partition")
@@ -223,11 +245,21 @@ class MetricsCollector:
             latency.add_metric(labels, cumulative, s.total)
         yield from (handled, failed, retried, dead, latency)
 
+        dropped = CounterMetricFamily(
+            f"{p}_clients_dropped",
+            "Clients cut off by a transport (SSE: a client not reading), by reason.",
+            labels=("transport", "reason"),
+        )
+        for (name, why), count in sorted(m.dropped.items()):
+            dropped.add_metric([name, why], count)
+        yield dropped
+
         clients = GaugeMetricFamily(
             f"{p}_connected_clients",
-            "Open WebSocket connections and SSE streams.",
+            "Open WebSocket connections and SSE streams (and connections other transports report).",
             labels=("transport",),
         )
+        counted: set[str] = set()
         lag = GaugeMetricFamily(
             f"{p}_kafka_consumer_lag",
             "Records not yet handled per assigned partition: the high watermark of the "
@@ -236,7 +268,10 @@ class MetricsCollector:
         )
         for transport in m.transports:
             connected = connected_clients(transport)
-            if connected is not None:
+            if connected is None:
+                connected = m.connections.get(transport.name)
+            if connected is not None and transport.name not in counted:
+                counted.add(transport.name)
                 clients.add_metric([transport.name], connected)
             partition_lag = getattr(transport, "lag", None)
             if callable(partition_lag):

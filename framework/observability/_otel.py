@@ -1,8 +1,8 @@
 """OpenTelemetry spans around handled messages and HTTP requests (the ``otel`` extra).
 
 Imported only by an app started with ``Observability(opentelemetry=True)`` (or a
-``tracer_provider``): its handlers are wrapped at start-up, like the rest of
-observability, and nothing here runs otherwise.
+``tracer_provider``): ``SpanMiddleware`` wraps its handlers when the router compiles
+them, like the rest of observability, and nothing here runs otherwise.
 
 Each handling is a span whose parent is the incoming ``traceparent``, and the message
 scope (``current_message()``) takes its ids from that span, so log lines and the
@@ -34,7 +34,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framework.messaging.context import MessageContext
-from framework.messaging.router import MessageHandler
+from framework.messaging.router import Invoke, MessageHandler
 from framework.observability._context import (
     CURRENT,
     TRACEPARENT,
@@ -204,9 +204,20 @@ class _SpanStream:
             await close()
 
 
-def instrument_spans(handler: MessageHandler, tracer: Tracer) -> None:
-    """Wrap ``handler.call`` (already wrapped for metrics, if any) in a span per call."""
-    call, name = handler.call, handler.name
+class SpanMiddleware:
+    """A span per handler call (outside the metrics, if any): a ``HandlerMiddleware``."""
+
+    needs_context = True
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.tracer = tracer
+
+    def wrap(self, handler: MessageHandler, call: Invoke) -> Invoke:
+        return _spanned(handler, call, self.tracer)
+
+
+def _spanned(handler: MessageHandler, call: Invoke, tracer: Tracer) -> Invoke:
+    name = handler.name
     request = handler.kind == "message"  # only requests reply, or stream
     kind = SpanKind.SERVER if request else SpanKind.CONSUMER
     span_name = f"process {handler.pattern}"
@@ -249,8 +260,7 @@ def instrument_spans(handler: MessageHandler, tracer: Tracer) -> None:
         span.end()
         return result
 
-    handler.call = invoke
-    handler.needs_context = True
+    return invoke
 
 
 class SpanHttpMiddleware:

@@ -3,7 +3,7 @@ it on a starting app."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers
@@ -15,16 +15,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from framework.exceptions import ConfigurationError
 from framework.messaging.context import MessageContext
-from framework.observability._context import CURRENT, MessageScope
+from framework.messaging.router import HandlerMiddleware
+from framework.observability._context import CURRENT, MessageScope, trace_headers
 from framework.observability._health import health_routes
-from framework.observability._instrument import instrument
+from framework.observability._instrument import InstrumentMiddleware
 from framework.observability._logging import logging_context_wanted
 from framework.observability._metrics import (
     DEFAULT_BUCKETS,
     MessageMetrics,
     MetricsCollector,
+    MetricsEvents,
     prometheus,
 )
+from framework.transports.base import ClientProxy, HeaderHook, TransportEvents
+from framework.transports.memory import MemoryTransport
 
 if TYPE_CHECKING:
     from framework.application import Application
@@ -123,46 +127,77 @@ class Observability:
         return [Middleware(HttpScopeMiddleware, tracing=self.tracing)]
 
     def install(self, app: Application) -> Installation:
-        """Wrap the app's compiled handlers and make the endpoints (at start-up)."""
+        """What this app gets: handler middlewares and transport events now, routes and
+        client header hooks once it is built (``Installation.attach``)."""
         return Installation(app, self)
 
 
 class Installation:
-    """What one started app got: its routes, its metrics; ``close()`` at shutdown."""
+    """What one starting app got: its handler middlewares, its transport events, its
+    routes and metrics; ``close()`` at shutdown.
+
+    Everything is the app's own, so two apps in one process keep apart: each has its own
+    metrics, and tracing adds its header hook only to its own clients.
+    """
 
     def __init__(self, app: Application, config: Observability) -> None:
+        self.config = config
         self.routes: list[BaseRoute] = []
         self.metrics: MessageMetrics | None = None
+        self.events: TransportEvents | None = None
+        self.middlewares: list[HandlerMiddleware] = []
         self._registry: Any = None
         self._collector: MetricsCollector | None = None
-        self._hooked: list[Any] = []
-        self._untrace: Callable[[], None] | None = None
+        self._hooked: list[ClientProxy | MemoryTransport] = []
         scoped = config.tracing or logging_context_wanted()
         if config.metrics_path is not None:
             self.metrics = MessageMetrics(config.latency_buckets)
             self.metrics.transports = list(app.transports)
-            self._register(config)
-            self._hook_transports(app, self.metrics)
-            self.routes.append(_metrics_route(config.metrics_path, self._registry))
-        spans = None
+            self.events = MetricsEvents(self.metrics)
         if config.opentelemetry:
-            from framework.observability._otel import instrument_spans, tracer
+            from framework.observability._otel import SpanMiddleware, tracer
 
-            spans = tracer(config.tracer_provider)
-        for handler in app.router.handlers:
-            table = self.metrics.series(handler) if self.metrics is not None else None
-            if spans is None:
-                instrument(handler, scoped=scoped, tracing=config.tracing, table=table)
-            else:  # the span sets the message scope: metrics only, then the span
-                instrument(handler, scoped=False, tracing=False, table=table)
-                instrument_spans(handler, spans)
+            # The span sets the message scope: inside it, metrics only.
+            self.middlewares.append(SpanMiddleware(tracer(config.tracer_provider)))
+            scoped = False
+        if scoped or self.metrics is not None:
+            tracing = config.tracing and not config.opentelemetry
+            self.middlewares.append(
+                InstrumentMiddleware(scoped=scoped, tracing=tracing, metrics=self.metrics)
+            )
         if config.health_path is not None:
             self.routes.extend(health_routes(config.health_path, app.transports))
-        if config.tracing:
-            from framework.observability._memory import trace_memory_clients
 
-            clients = [app.default_client, *app.container.instances_in_order()]
-            self._untrace = trace_memory_clients(clients, app.transports)
+        # One hook object per app: another app's tracing adds and removes its own.
+        def traced(headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+            return trace_headers(headers)
+
+        self._trace_hook: HeaderHook = traced
+
+    def attach(self, app: Application) -> None:
+        """The app is built: serve the metrics, and add trace context on its clients."""
+        if self.metrics is not None and self.config.metrics_path is not None:
+            self._register(self.config)
+            self.routes.append(_metrics_route(self.config.metrics_path, self._registry))
+        if self.config.tracing:
+            self._trace_clients(app)
+
+    def _trace_clients(self, app: Application) -> None:
+        """The memory transports' clients (made before or after), the default client and
+        the registered ones: those that do not already add trace context."""
+        hook = self._trace_hook
+        for transport in app.transports:
+            if isinstance(transport, MemoryTransport) and hook not in transport.client_header_hooks:
+                transport.client_header_hooks = (*transport.client_header_hooks, hook)
+                self._hooked.append(transport)
+        clients = [app.default_client, *app.container.instances_in_order()]
+        for client in clients:
+            if not isinstance(client, ClientProxy):
+                continue
+            hooks = client.header_hooks
+            if hook not in hooks and trace_headers not in hooks:
+                client.add_header_hook(hook)
+                self._hooked.append(client)
 
     def _register(self, config: Observability) -> None:
         prom = prometheus()
@@ -183,22 +218,17 @@ class Installation:
             ) from None
         self._registry, self._collector = registry, collector
 
-    def _hook_transports(self, app: Application, metrics: MessageMetrics) -> None:
-        for transport in app.transports:
-            # Transports with retries (Kafka) report them through these hooks.
-            if hasattr(transport, "on_retry") and hasattr(transport, "on_dead_letter"):
-                transport.on_retry = metrics.hook(transport.name, "retried")
-                transport.on_dead_letter = metrics.hook(transport.name, "dead_lettered")
-                self._hooked.append(transport)
-
     def close(self) -> None:
-        """Unregister the metrics and unhook the transports and clients (the app
-        stopped)."""
-        if self._untrace is not None:
-            self._untrace()
-            self._untrace = None
-        for transport in self._hooked:
-            transport.on_retry = transport.on_dead_letter = None
+        """Unregister the metrics and take the header hooks away (the app stopped)."""
+        hook = self._trace_hook
+        for target in self._hooked:
+            if isinstance(target, MemoryTransport):
+                hooks = list(target.client_header_hooks)
+                if hook in hooks:
+                    hooks.remove(hook)
+                    target.client_header_hooks = tuple(hooks)
+            else:
+                target.remove_header_hook(hook)
         self._hooked = []
         if self._collector is not None:
             self._registry.unregister(self._collector)

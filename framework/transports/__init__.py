@@ -12,16 +12,25 @@ from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
 from framework.messaging.patterns import is_wildcard
 from framework.messaging.router import MessageHandler, Router, run_event_handlers
-from framework.transports.base import ClientProxy, PublishRelay, Transport, TransportHost
+from framework.transports.base import (
+    ClientProxy,
+    HeaderHook,
+    PublishRelay,
+    Transport,
+    TransportEvents,
+    TransportHost,
+)
 from framework.transports.registry import available_transports, load_transport, transport_class
 
 __all__ = [
     "ClientProxy",
+    "HeaderHook",
     "MessageContext",
     "MessageHandler",
     "PublishRelay",
     "Router",
     "Transport",
+    "TransportEvents",
     "TransportHost",
     "available_transports",
     "decode",

@@ -7,6 +7,10 @@ The core never imports a transport.
 
 Lifecycle: ``bind(host)`` once (before start), ``await start()``, ``await stop()``.
 ``stop`` must stop taking new messages, let in-flight handlers finish, then close.
+
+Extension points, for observability and your own code: a transport reports what happens
+to it through ``host.events`` (``TransportEvents``), and a client passes the headers of
+every outgoing message through its ``header_hooks``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,36 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from framework.messaging.router import Router
+    from framework.messaging.router import MessageHandler, Router
+
+
+class TransportEvents:
+    """What happens to a transport, reported by it to ``host.events``; metrics count it.
+
+    Every method does nothing here: an observer overrides the ones it wants. A transport
+    calls them on its own task, so they must be quick and must not raise. ``peer`` is
+    whatever names a connection for the transport (an address, a socket id).
+    """
+
+    def connected(self, transport: Transport, peer: Any) -> None:
+        """A client connection (a socket, a stream) opened."""
+
+    def disconnected(self, transport: Transport, peer: Any) -> None:
+        """A client connection closed, for whatever reason."""
+
+    def retried(self, transport: Transport, handler: MessageHandler) -> None:
+        """A failed handler is called again (before each retry)."""
+
+    def dead_lettered(self, transport: Transport, handler: MessageHandler) -> None:
+        """A message was given up after its retries (dead-lettered or dropped)."""
+
+    def dropped(self, transport: Transport, peer: Any, why: str) -> None:
+        """A client was cut off by the transport (a slow reader); ``why`` is a short,
+        fixed reason (metrics use it as a label)."""
+
+
+NO_EVENTS = TransportEvents()
+"""The observer of a host nobody observes."""
 
 
 class TransportHost(Protocol):
@@ -30,6 +63,9 @@ class TransportHost(Protocol):
 
     @property
     def logger(self) -> logging.Logger: ...
+
+    @property
+    def events(self) -> TransportEvents: ...
 
 
 class Transport(ABC):
@@ -116,12 +152,43 @@ class PublishRelay(ABC):
         """Send an event to every instance."""
 
 
+HeaderHook = Callable[[Mapping[str, str] | None], Mapping[str, str] | None]
+"""Gets the headers of an outgoing message (``None``: none) and returns the headers to
+send; it must not change the mapping it is given (copy it)."""
+
+
 class ClientProxy(ABC):
     """A client for a transport: request/reply, streams and events.
 
     Replies arrive decoded from JSON. An error reply raises ``RemoteError`` carrying the
     error body; no reply within ``timeout`` raises ``RequestTimeoutError``.
+
+    Attributes:
+        header_hooks: applied in order to the headers of every ``send``, ``stream`` and
+            ``emit`` (``outgoing_headers``); tracing adds the ``traceparent`` this way.
+            A client you write calls ``outgoing_headers`` when ``header_hooks`` is not
+            empty.
     """
+
+    header_hooks: tuple[HeaderHook, ...] = ()
+
+    def add_header_hook(self, hook: HeaderHook) -> None:
+        """Apply ``hook`` to the headers of every message sent from now on (after the
+        hooks already there)."""
+        self.header_hooks = (*self.header_hooks, hook)
+
+    def remove_header_hook(self, hook: HeaderHook) -> None:
+        """Take away one ``hook`` added before; nothing happens if it is not there."""
+        hooks = list(self.header_hooks)
+        if hook in hooks:
+            hooks.remove(hook)
+            self.header_hooks = tuple(hooks)
+
+    def outgoing_headers(self, headers: Mapping[str, str] | None) -> Mapping[str, str] | None:
+        """``headers`` passed through every header hook."""
+        for hook in self.header_hooks:
+            headers = hook(headers)
+        return headers
 
     async def connect(self) -> None:  # noqa: B027 - optional for clients without I/O
         """Open connections; called at application start for registered clients."""

@@ -337,6 +337,7 @@ class SseTransport(Transport):
         if stream.state is StreamState.OPEN:
             self.host.logger.warning("SSE client %s dropped: %s", stream.name, why)
             stream.drop()
+            self.host.events.dropped(self, stream.name, why)
 
     async def _tick(self, interval: float) -> None:
         while True:

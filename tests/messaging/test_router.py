@@ -258,3 +258,62 @@ async def test_sync_guard_and_one_interceptor_refuse_and_wrap() -> None:
         await app.client.emit("simple.event", {"name": "x"})
         await app.memory.join()  # refused: logged, and the worker keeps serving
         assert await app.client.send("simple.echo", {"name": "y"}, headers=admin) == {"tagged": "y"}
+
+
+@controller()
+class Plain:
+    @message_pattern("plain.echo")
+    async def echo(self, item: Item) -> str:
+        return item.name
+
+    @message_pattern("plain.skip")
+    async def skip(self, item: Item) -> str:
+        return item.name
+
+
+class Trail:
+    """A handler middleware that records the order it runs in; wraps nothing it skips."""
+
+    def __init__(self, name: str, needs_context: bool, trail: list[str]) -> None:
+        self.name = name
+        self.needs_context = needs_context
+        self.trail = trail
+
+    def wrap(self, handler: Any, call: Any) -> Any:
+        if handler.pattern == "plain.skip":
+            return call
+
+        async def invoke(raw: Any, ctx: Any) -> Any:
+            self.trail.append(f"{self.name}:{type(ctx).__name__}")
+            return await call(raw, ctx)
+
+        return invoke
+
+
+@module(controllers=[Plain])
+class PlainModule:
+    pass
+
+
+async def test_handler_middlewares_are_compiled_once_first_outermost() -> None:
+    trail: list[str] = []
+    app = create_app(PlainModule)
+    app.use_handler_middleware(Trail("outer", False, trail), Trail("inner", True, trail))
+    async with app:
+        echo, skip = (app.router.find_message(p, "memory") for p in ("plain.echo", "plain.skip"))
+        assert echo is not None and skip is not None
+        compiled = echo.call
+        assert await app.client.send("plain.echo", {"name": "x"}) == "x"
+        assert trail == ["outer:MessageContext", "inner:MessageContext"]
+        assert echo.call is compiled  # final once built: nothing rewrites it later
+        # A handler no middleware wrapped stays as the router compiled it.
+        assert (echo.needs_context, skip.needs_context) == (True, False)
+        with pytest.raises(ConfigurationError, match="before the app starts"):
+            app.use_handler_middleware(Trail("late", False, trail))
+
+
+async def test_without_middlewares_nothing_wraps_a_handler() -> None:
+    async with create_app(PlainModule) as app:
+        handler = app.router.find_message("plain.echo", "memory")
+        assert handler is not None and not handler.needs_context
+        assert handler.call.__module__ == "framework.messaging.router"

@@ -32,7 +32,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[imp
 
 from framework.exceptions import RemoteError, RequestTimeoutError, TransportError
 from framework.observability._context import trace_headers
-from framework.transports.base import ClientProxy
+from framework.transports.base import ClientProxy, HeaderHook
 from framework.transports.kafka.admin import (
     TopicCreator,
     cancel_and_wait,
@@ -128,6 +128,10 @@ class KafkaClient(ClientProxy):
             the admin client. Producer defaults: ``acks="all"``,
             ``enable_idempotence=True``, ``linger_ms=1``.
     """
+
+    # Trace context goes out wherever the client was made (one ContextVar.get per send,
+    # beside a network round trip); the memory client adds it only for a tracing app.
+    header_hooks: tuple[HeaderHook, ...] = (trace_headers,)
 
     def __init__(
         self,
@@ -332,6 +336,7 @@ class KafkaClient(ClientProxy):
                 "max_pending or slow down"
             )
         cid = f"{self._prefix}{next(self._ids)}"
+        headers = self.outgoing_headers(headers)
         self._pending[cid] = call
         try:
             value = encode_value(data)
@@ -340,7 +345,7 @@ class KafkaClient(ClientProxy):
                 value,
                 # aiokafka refuses a record without key and value: key a null request.
                 key=None if value is not None else cid.encode(),
-                headers=request_headers(cid, reply_topic, partition, trace_headers(headers)),
+                headers=request_headers(cid, reply_topic, partition, headers),
             )
             await ack
         except BaseException:
@@ -439,7 +444,7 @@ class KafkaClient(ClientProxy):
             raw_key = b""  # aiokafka refuses a record without key and value
         try:
             ack = await self._producer.send(
-                pattern, value, key=raw_key, headers=encode_headers(trace_headers(headers))
+                pattern, value, key=raw_key, headers=encode_headers(self.outgoing_headers(headers))
             )
             await ack
         except KafkaError as exc:

@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import TransportError
 from framework.messaging.router import MessageHandler
+from framework.transports.base import TransportHost
 from framework.transports.kafka.admin import TopicCreator
 from framework.transports.kafka.context import KafkaContext
 from framework.transports.kafka.lanes import Lane
@@ -26,8 +27,7 @@ class Recovery:
     policy: RetryPolicy
     dlq_suffix: str
     create_topics: bool
-    on_retry: Callable[[MessageHandler], None] | None
-    on_dead_letter: Callable[[MessageHandler], None] | None
+    host: TransportHost  # KafkaTransport's: events name self (the transport) as their source
     _producer: Any
     _topics: TopicCreator | None
     _policies: dict[MessageHandler, RetryPolicy]
@@ -68,8 +68,7 @@ class Recovery:
                 if not await lane.sleep(delay):
                     return False
                 attempts += 1
-                if self.on_retry is not None:
-                    self.on_retry(handler)
+                self.host.events.retried(self, handler)  # type: ignore[arg-type]
                 try:
                     await handler.call(decode(record.value), ctx)
                     return True
@@ -99,8 +98,7 @@ class Recovery:
             exc,
             f"sending it to {topic!r}" if topic else "record dropped (dlq=False)",
         )
-        if self.on_dead_letter is not None:
-            self.on_dead_letter(handler)
+        self.host.events.dead_lettered(self, handler)  # type: ignore[arg-type]
         if topic is None:
             return True
         headers = dead_letter_headers(

@@ -120,11 +120,6 @@ class KafkaTransport(Transport, Consuming):
 
     name = NAME
 
-    on_retry: Callable[[MessageHandler], None] | None = None
-    """Called before each retry of a failed handler (set by metrics)."""
-    on_dead_letter: Callable[[MessageHandler], None] | None = None
-    """Called when a record is given up: dead-lettered, or dropped with ``dlq=False``."""
-
     def __init__(
         self,
         *,

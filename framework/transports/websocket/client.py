@@ -23,7 +23,7 @@ from framework.exceptions import RemoteError, RequestTimeoutError, TransportErro
 from framework.messaging.codecs import encode
 from framework.messaging.patterns import matches
 from framework.observability._context import trace_headers
-from framework.transports.base import ClientProxy
+from framework.transports.base import ClientProxy, HeaderHook
 
 logger = logging.getLogger("framework.websocket")
 
@@ -97,6 +97,10 @@ class WebSocketClient(ClientProxy):
         ping_interval: seconds between keepalive pings (default 20; ``None`` disables).
         ping_timeout: seconds to wait for a pong (default 20).
     """
+
+    # Trace context goes out wherever the client was made (one ContextVar.get per send,
+    # beside a network round trip); the memory client adds it only for a tracing app.
+    header_hooks: tuple[HeaderHook, ...] = (trace_headers,)
 
     def __init__(
         self,
@@ -245,7 +249,7 @@ class WebSocketClient(ClientProxy):
         parts = [b'{"event":', pydantic_core.to_json(pattern), b',"data":', encode(data)]
         if fid is not None:
             parts += [b',"id":', str(fid).encode()]
-        headers = trace_headers(headers)
+        headers = self.outgoing_headers(headers)
         if headers:
             parts += [b',"headers":', pydantic_core.to_json(dict(headers))]
         parts.append(b"}")

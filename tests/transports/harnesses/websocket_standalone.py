@@ -18,6 +18,7 @@ NAME = "ws-standalone"
 async def serve(root_module: Any, **transport_options: Any) -> AsyncIterator[Served]:
     """Start ``root_module`` with a standalone ``WebSocketTransport``; yield a client."""
     transport = WebSocketTransport("/ws", port=0, **transport_options)
-    async with create_app(root_module, transports=[transport]) as app:
+    # Nested: the port is known only once the app (and its server) started.
+    async with create_app(root_module, transports=[transport]) as app:  # noqa: SIM117
         async with WebSocketClient(f"ws://127.0.0.1:{transport.bound_port}/ws") as client:
             yield Served(app, client, "ws")

@@ -27,7 +27,6 @@ from framework import (
     use_filters,
     use_guards,
 )
-from framework.http.sse import close_route_streams
 from tests.timing import TIME_FACTOR
 from tests.transports.sse.conftest import (
     TIMEOUT,
@@ -248,16 +247,16 @@ async def test_a_client_that_stops_reading_is_dropped_and_others_go_on(
         stalled.close()
 
 
-async def test_close_route_streams_ends_open_streams_for_shutdown(
-    served: tuple[str, Probe],
-) -> None:
-    url, probe = served
+async def test_close_route_streams_ends_open_streams_for_shutdown() -> None:
+    app = create_app(FeedModule)
     async with (
+        serving(app) as url,
         httpx.AsyncClient(timeout=TIMEOUT) as client,
         subscribe(client, f"{url}/feed/held") as (_, reader, task),
     ):
+        probe = app.get(Probe)
         await reader.wait_for(lambda r: len(r.events) == 1)
-        assert close_route_streams() == 1
+        assert app.route_streams.close() == 1
         async with asyncio.timeout(TIMEOUT):
             await task  # the response ended: the client's read loop finishes
             await probe.finalized.wait()
