@@ -20,6 +20,7 @@ from typing import Any
 
 import injector
 
+from framework.di.hints import type_hints
 from framework.di.metadata import (
     CONTROLLER_ATTR,
     INJECTABLE_ATTR,
@@ -80,11 +81,10 @@ class ModuleNode:
         return self.cls.__name__
 
 
-def _deps_of_callable(fn: Callable[..., Any], owner: str) -> list[Dependency]:
-    try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except NameError as exc:
-        raise ConfigurationError(f"Cannot read the type hints of {owner}: {exc}") from exc
+def _deps_of_callable(
+    fn: Callable[..., Any], owner: str, scopes: tuple[Any, ...]
+) -> list[Dependency]:
+    hints = type_hints(fn, owner, owner, scopes, include_extras=True)
     deps: list[Dependency] = []
     for name, param in inspect.signature(fn).parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -104,13 +104,14 @@ def _deps_of_callable(fn: Callable[..., Any], owner: str) -> list[Dependency]:
     return deps
 
 
-def _class_deps(cls: type) -> list[Dependency]:
-    init = cls.__dict__.get("__init__") or next(
-        (k.__dict__["__init__"] for k in cls.__mro__ if "__init__" in k.__dict__), None
-    )
-    if init is None or init is object.__init__:
+def _class_deps(cls: type, module: type) -> list[Dependency]:
+    """``cls.__init__``'s dependencies; its hints may use the names captured where the
+    class that defines ``__init__``, ``cls`` or the listing ``module`` were declared."""
+    definer = next((k for k in cls.__mro__ if "__init__" in k.__dict__), object)
+    init = definer.__dict__["__init__"]
+    if init is object.__init__:
         return []
-    return _deps_of_callable(init, cls.__name__)
+    return _deps_of_callable(init, cls.__name__, (definer, cls, module))
 
 
 def _as_provider(entry: Any) -> Provider:
@@ -126,7 +127,7 @@ def _as_provider(entry: Any) -> Provider:
 def _record(module: ModuleNode, entry: Any) -> ProviderRecord:
     p = _as_provider(entry)
     if p.use_class is not None:
-        deps = _class_deps(p.use_class)
+        deps = _class_deps(p.use_class, module.cls)
         default_scope = getattr(p.use_class, INJECTABLE_ATTR, Scope.SINGLETON)
         ctrl = getattr(p.use_class, CONTROLLER_ATTR, None)
         if ctrl is not None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from framework.di.hints import capture_locals
 from framework.exceptions import ConfigurationError
 
 T = TypeVar("T")
@@ -148,16 +149,22 @@ def module(
     def decorate(cls: type[T]) -> type[T]:
         meta = ModuleMeta(list(imports), list(controllers), list(providers), list(exports), global_)
         setattr(cls, MODULE_ATTR, meta)
+        capture_locals(cls)
         return cls
 
     return decorate
 
 
 def injectable(scope: Scope = Scope.SINGLETON) -> Callable[[type[T]], type[T]]:
-    """Mark a class as a provider; its ``__init__`` type hints are its dependencies."""
+    """Mark a class as a provider; its ``__init__`` type hints are its dependencies.
+
+    The class may be declared inside a function: its hints may then name the classes
+    that function defined before it (see ``framework.di.hints``).
+    """
 
     def decorate(cls: type[T]) -> type[T]:
         setattr(cls, INJECTABLE_ATTR, scope)
+        capture_locals(cls)
         return cls
 
     return decorate
@@ -175,6 +182,7 @@ def controller(prefix: str = "", *, scope: Scope = Scope.SINGLETON) -> Callable[
 
     def decorate(cls: type[T]) -> type[T]:
         setattr(cls, CONTROLLER_ATTR, ControllerMeta(clean, scope))
+        capture_locals(cls)
         return cls
 
     return decorate

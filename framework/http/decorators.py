@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from framework.di.hints import capture_locals
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 ROUTES_ATTR = "__framework_routes__"
@@ -31,6 +33,7 @@ def _route(
             routes = []
             setattr(fn, ROUTES_ATTR, routes)
         routes.append(meta)
+        capture_locals(fn)
         return fn
 
     return decorate

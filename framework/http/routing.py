@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from framework.di.container import REQUEST, Container, ProviderRecord
+from framework.di.hints import type_hints
 from framework.di.metadata import CONTROLLER_ATTR, Scope
 from framework.exceptions import ConfigurationError, HttpException, RpcException
 from framework.http.decorators import RouteMeta, routes_of
@@ -144,10 +145,7 @@ def _build_endpoint(
     pipeline: Pipeline,
 ) -> Callable[[Request], Awaitable[Response]]:
     owner = f"{controller.__qualname__}.{attr}"
-    try:
-        hints = typing.get_type_hints(fn)
-    except NameError as exc:
-        raise ConfigurationError(f"Cannot read the type hints of {owner}: {exc}") from exc
+    hints = type_hints(fn, owner, controller.__name__, (controller, rec.module.cls))
     path_params = set(_PATH_PARAM.findall(path))
     binders: list[tuple[str, Binder]] = []
     for name, param in inspect.signature(fn).parameters.items():

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from framework.di.hints import type_hints
 from framework.exceptions import ConfigurationError
 from framework.messaging.context import MessageContext
 
@@ -35,11 +36,12 @@ def _is_context_type(hint: Any) -> bool:
     return isinstance(hint, type) and issubclass(hint, MessageContext)
 
 
-def analyse(fn: Callable[..., Any], owner: str) -> HandlerSignature:
-    try:
-        hints = typing.get_type_hints(fn)
-    except NameError as exc:
-        raise ConfigurationError(f"Cannot read the type hints of {owner}: {exc}") from exc
+def analyse(
+    fn: Callable[..., Any], owner: str, controller: type, module: type | None = None
+) -> HandlerSignature:
+    """The roles of ``fn``'s parameters; hints may use the names captured where ``fn``,
+    its ``controller`` or the ``module`` listing it were declared."""
+    hints = type_hints(fn, owner, controller.__name__, (controller, module))
     order: list[str] = []
     payload_type: Any = None
     context_type: type[MessageContext] | None = None

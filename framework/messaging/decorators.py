@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from framework.di.hints import capture_locals
 from framework.messaging.patterns import validate_pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +50,7 @@ def _pattern_decorator(
 
     def decorate(fn: F) -> F:
         _add_handler(fn, meta)
+        capture_locals(fn)
         return fn
 
     return decorate

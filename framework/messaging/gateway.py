@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from framework.di.hints import capture_locals
 from framework.messaging.decorators import message_pattern
 
 T = TypeVar("T")
@@ -30,6 +31,7 @@ def websocket_gateway(path: str | None = None) -> Callable[[type[T]], type[T]]:
 
     def decorate(cls: type[T]) -> type[T]:
         setattr(cls, GATEWAY_ATTR, GatewayMeta(path))
+        capture_locals(cls)
         return cls
 
     return decorate

@@ -180,7 +180,7 @@ async def _compile(
     middlewares: Sequence[HandlerMiddleware],
 ) -> MessageHandler:
     owner = f"{controller.__qualname__}.{attr}"
-    sig = analyse(fn, owner)
+    sig = analyse(fn, owner, controller, rec.module.cls)
     validate = make_validator(sig.payload_type) if "payload" in sig.order else None
     request_scoped = rec.scope is not Scope.SINGLETON
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import httpx
 import pytest
+from pydantic import BaseModel
 
 from framework import (
     REQUEST,
@@ -15,6 +17,7 @@ from framework import (
     InjectionToken,
     MessageContext,
     Provider,
+    RemoteError,
     Scope,
     controller,
     create_app,
@@ -22,6 +25,7 @@ from framework import (
     injectable,
     message_pattern,
     module,
+    post,
 )
 
 CONFIG = InjectionToken("CONFIG")
@@ -94,17 +98,12 @@ async def test_provider_cycle_prints_the_path() -> None:
         def __init__(self, a: A) -> None:
             self.a = a
 
-    globals().update(A=A, B=B)  # so the string annotations resolve
-    try:
+    @module(providers=[A, B])
+    class App:
+        pass
 
-        @module(providers=[A, B])
-        class App:
-            pass
-
-        with pytest.raises(DependencyCycleError, match=r"A -> B -> A"):
-            await create_app(App).start()
-    finally:
-        del globals()["A"], globals()["B"]
+    with pytest.raises(DependencyCycleError, match=r"A -> B -> A"):
+        await create_app(App).start()
 
 
 async def test_module_import_cycle_needs_forward_ref() -> None:
@@ -183,17 +182,12 @@ async def test_transient_gives_each_consumer_its_own_instance() -> None:
         def __init__(self, helper: Helper) -> None:
             self.helper = helper
 
-    globals().update(Helper=Helper)
-    try:
+    @module(providers=[Helper, One, Two])
+    class App:
+        pass
 
-        @module(providers=[Helper, One, Two])
-        class App:
-            pass
-
-        async with create_app(App) as app:
-            assert app.get(One).helper is not app.get(Two).helper
-    finally:
-        del globals()["Helper"]
+    async with create_app(App) as app:
+        assert app.get(One).helper is not app.get(Two).helper
 
 
 @injectable(scope=Scope.REQUEST)
@@ -265,18 +259,13 @@ async def test_lifecycle_hooks_run_in_dependency_order_and_reverse() -> None:
         def __init__(self, low: Low) -> None:
             self.low = low
 
-    globals().update(Low=Low)
-    try:
+    @module(providers=[High, Low])
+    class App:
+        pass
 
-        @module(providers=[High, Low])
-        class App:
-            pass
-
-        app = create_app(App)
-        await app.start()
-        await app.stop("SIGTERM")
-    finally:
-        del globals()["Low"]
+    app = create_app(App)
+    await app.start()
+    await app.stop("SIGTERM")
     assert calls == [
         "init:low",
         "init:high",
@@ -346,3 +335,125 @@ async def test_an_app_can_start_again_after_stopping() -> None:
         async with app:
             assert await app.client.send("call.info.x", 1) == "call.info.x"
     assert len(app.asgi.router.routes) == len(app.http_routes)
+
+
+# -- providers and handlers declared inside a function --------------------------------
+# This file has `from __future__ import annotations`: every hint below is a string that
+# names a class existing only in the test function's locals.
+
+
+async def test_providers_declared_in_a_function_inject_each_other() -> None:
+    @injectable()
+    class Hidden: ...
+
+    @injectable()
+    class User:
+        def __init__(self, hidden: Hidden) -> None:
+            self.hidden = hidden
+
+    @module(providers=[Hidden, User])
+    class M: ...
+
+    async with create_app(M) as app:
+        assert isinstance(app.get(User).hidden, Hidden)
+        assert app.get(User).hidden is app.get(Hidden)
+
+
+async def test_a_local_provider_may_name_one_defined_after_it_before_its_module() -> None:
+    @injectable()
+    class Early:
+        def __init__(self, late: Late) -> None:
+            self.late = late
+
+    class Late:  # no decorator: the @module below still knows the name
+        pass
+
+    @module(providers=[Early, Late])
+    class M: ...
+
+    async with create_app(M) as app:
+        assert app.get(Early).late is app.get(Late)
+
+
+async def test_a_local_controller_validates_a_local_payload_model() -> None:
+    class Order(BaseModel):
+        item: str
+        qty: int
+
+    class Receipt(BaseModel):
+        summary: str
+
+    @injectable()
+    class Pricing:
+        def total(self, order: Order) -> str:
+            return f"{order.qty} x {order.item}"
+
+    @controller()
+    class Orders:
+        def __init__(self, pricing: Pricing) -> None:
+            self.pricing = pricing
+
+        @message_pattern("orders.place")
+        async def place(self, order: Order, ctx: MessageContext) -> Receipt:
+            return Receipt(summary=f"{ctx.pattern}: {self.pricing.total(order)}")
+
+        @post("/orders")
+        async def create(self, order: Order) -> Receipt:
+            return Receipt(summary=self.pricing.total(order))
+
+    @module(controllers=[Orders], providers=[Pricing])
+    class M: ...
+
+    async with create_app(M) as app:
+        reply = await app.client.send("orders.place", {"item": "tea", "qty": 2})
+        assert reply == {"summary": "orders.place: 2 x tea"}
+        with pytest.raises(RemoteError) as invalid:
+            await app.client.send("orders.place", {"item": "tea"})
+        assert invalid.value.payload["message"] == "Validation failed"
+        assert [e["loc"] for e in invalid.value.payload["errors"]] == [["qty"]]
+        transport = httpx.ASGITransport(app=app.asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            created = await http.post("/orders", json={"item": "cake", "qty": 1})
+            assert created.status_code == 201
+            assert created.json() == {"summary": "1 x cake"}
+
+
+async def test_a_name_defined_after_the_module_fails_saying_what_to_do() -> None:
+    @injectable()
+    class User:
+        def __init__(self, hidden: Hidden) -> None:
+            self.hidden = hidden
+
+    @module(providers=[User])
+    class M: ...
+
+    class Hidden:  # too late: after the @module that lists User
+        pass
+
+    with pytest.raises(ConfigurationError) as info:
+        await create_app(M).start()
+    message = str(info.value)
+    assert "Cannot read the type hints of User: name 'Hidden' (parameter 'hidden')" in message
+    assert "Define Hidden at module level or import it" in message
+    assert "define it before User (or at least before the @module that lists it)" in message
+    assert "from __future__ import annotations" in message
+    assert Hidden  # defined, but not where User's hints are resolved
+
+
+async def test_an_unknown_payload_type_names_the_handler_and_parameter() -> None:
+    @controller()
+    class Orders:
+        @message_pattern("orders.place")
+        async def place(self, order: Missing) -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    @module(controllers=[Orders])
+    class M: ...
+
+    with pytest.raises(ConfigurationError) as info:
+        await create_app(M).start()
+    message = str(info.value)
+    assert (
+        "type hints of " in message
+        and "Orders.place: name 'Missing' (parameter 'order')" in message
+    )
+    assert "define it before Orders" in message
