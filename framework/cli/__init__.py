@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from framework.cli.errors import CliError, report
+from framework.cli import errors
 
 __all__ = ["main"]
 
@@ -45,7 +45,7 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     from framework.cli import asyncapi, generate, routes, run, scaffold
 
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: the arguments without the program name; ``None`` reads ``sys.argv``.
     """
-    parser = build_parser()
+    parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.handler is _kafka:
         args.broker_args = extra
@@ -142,8 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.handler(args)
-    except CliError as exc:
-        return report(exc, full_traceback=args.traceback)
+    except errors.CliError as exc:
+        return errors.report(exc, full_traceback=args.traceback)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
