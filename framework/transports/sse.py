@@ -38,6 +38,7 @@ from framework.http.sse import EventStream, EventStreamResponse, StreamState, en
 from framework.messaging.codecs import encode
 from framework.messaging.context import ExecutionContext
 from framework.messaging.dispatch import (
+    MAX_CACHED_NAME,
     NOT_FOUND,
     Dispatcher,
     Failure,
@@ -51,7 +52,8 @@ from framework.transports.base import Transport
 
 MAX_MATCH_CACHE = 10_000
 """Published pattern names whose matching subscriptions are cached; the cache is cleared
-when it reaches this size."""
+when it reaches this size. Names longer than ``MAX_CACHED_NAME`` characters are not
+cached (a name can come from a client)."""
 
 
 @dataclass(slots=True)
@@ -159,9 +161,10 @@ class _Subscriptions:
         groups = self._cache.get(name)
         if groups is None:
             groups = tuple(g for p, g in self._wild.items() if matches(p, name))
-            if len(self._cache) >= MAX_MATCH_CACHE:
-                self._cache.clear()
-            self._cache[name] = groups
+            if len(name) <= MAX_CACHED_NAME:  # long names: matched, never kept
+                if len(self._cache) >= MAX_MATCH_CACHE:
+                    self._cache.clear()
+                self._cache[name] = groups
         exact = self._exact.get(name)
         if exact is not None:
             groups = (exact, *groups)
