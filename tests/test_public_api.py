@@ -1,5 +1,7 @@
 """The curated public surface: ``__all__`` is exact and every name the design promises exists."""
 
+import inspect
+
 import framework
 
 PROMISED = {
@@ -17,3 +19,21 @@ def test_all_lists_exactly_the_public_names() -> None:
     submodules.add("observability")
     assert set(framework.__all__) == public - submodules - {"testing", "cli", "asyncapi"}
     assert set(framework.__all__) >= PROMISED
+
+
+TRANSPORT_AUTHOR_API = {
+    "Transport", "ClientProxy", "PublishRelay", "TransportHost", "Router", "MessageHandler",
+    "MessageContext", "Dispatcher", "Inbound", "Outcome", "Reply", "Stream", "Failure",
+    "NOT_FOUND", "Handled", "Respond", "drive", "is_stream", "error_payload", "encode",
+    "decode", "is_wildcard", "load_transport", "available_transports", "transport_class",
+}  # fmt: skip
+
+
+def test_transport_authors_get_the_dispatcher_and_the_stream_driver() -> None:
+    import framework.transports as transports
+
+    public = {n for n in dir(transports) if not n.startswith(("_", "@"))}
+    modules = {n for n in public if inspect.ismodule(getattr(transports, n))}
+    assert set(transports.__all__) == public - modules
+    assert set(transports.__all__) >= TRANSPORT_AUTHOR_API
+    assert "run_event_handlers" not in public, "events go through Dispatcher.event"

@@ -342,6 +342,8 @@ class RedisStreamsClient(ClientProxy):
                         if reply.end:
                             return
                         give_up = time.monotonic() + limit
+        except RequestTimeoutError:
+            raise  # a TimeoutError, hence an OSError: not a Redis failure
         except (RedisError, OSError) as exc:
             raise TransportError(f"Redis stream from {pattern!r} failed: {exc!r}") from exc
         finally:

@@ -1,7 +1,10 @@
 """``RedisStreamsTransport``: serve the app's handlers from Redis Streams, at least once.
 
 Written only against ``framework.transports`` (the public transport API), as a user's
-own transport would be. How entries flow (see README.md beside this file):
+own transport would be: an entry is decoded into an ``Inbound``, the framework's
+``Dispatcher`` runs its handlers, and the outcome is written back as reply entries
+(``drive`` runs a streamed reply into ``_Replies``). What is here is the Redis wire and
+its I/O. How entries flow (see README.md beside this file):
 
 - Every exact pattern served on "redis-streams" (plus ``streams=``) is the stream
   ``<prefix><pattern>``, read by one consumer group with ``XREADGROUP``. Each of
@@ -34,23 +37,31 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import EncodableT, FieldT
 
-from framework import PatternNotFoundError, TransportError
+from framework import TransportError
 from framework.transports import (
-    MessageHandler,
+    NOT_FOUND,
+    Dispatcher,
+    Failure,
+    Handled,
+    Inbound,
+    Outcome,
+    Reply,
+    Stream,
     Transport,
+    drive,
     encode,
-    error_payload,
     is_wildcard,
-    run_event_handlers,
 )
 
 from .aio import cancel_and_wait
 from .context import RedisStreamsContext
-from .wire import NAME, Fields, Inbound, dead_letter_key, parse_entry, reply_fields, stream_key
+from .wire import NAME, Fields, Message, dead_letter_key, parse_entry, reply_fields, stream_key
 
 logger = logging.getLogger("examples.redis_streams")
 
-Outcome = Literal["ack", "leave", "background"]
+Fate = Literal["ack", "leave", "background"]
+"""What becomes of an entry once handled: acknowledged, left pending, or acknowledged
+later by a background stream reply."""
 
 
 def _fields(fields: Fields) -> dict[FieldT, EncodableT]:
@@ -159,6 +170,7 @@ class RedisStreamsTransport(Transport):
 
     async def start(self) -> None:
         """Connect, create the group on every stream, start the workers and claimer."""
+        self._dispatcher = Dispatcher(self.host.router, self.name, context=self._context)
         self._patterns = {stream_key(self.prefix, p): p for p in self._served_patterns()}
         pool = BlockingConnectionPool.from_url(
             self.url,
@@ -195,7 +207,8 @@ class RedisStreamsTransport(Transport):
         exact = {p for p in served if not is_wildcard(p)}
         reached: set[str] = set()
         for listed in self.extra_streams:
-            found = [*router.find_events(listed, self.name), router.find_message(listed, self.name)]
+            route = self._dispatcher.route(listed)
+            found = [*route.events, route.message]
             reached.update(h.pattern for h in found if h is not None)
         for pattern in sorted(served - exact - reached):
             self.host.logger.warning(
@@ -315,7 +328,7 @@ class RedisStreamsTransport(Transport):
         acks: list[bytes] = []
         try:
             for entry_id, fields in entries:
-                outcome: Outcome = "ack"
+                fate: Fate = "ack"
                 try:
                     count = deliveries.get(entry_id, 1)
                     if fields is None:
@@ -323,13 +336,13 @@ class RedisStreamsTransport(Transport):
                     elif self.max_deliveries is not None and count > self.max_deliveries:
                         await self._dead_letter(key, pattern, entry_id, fields, count)
                     else:
-                        outcome = await self._handle(key, pattern, entry_id, fields, count)
+                        fate = await self._handle(key, pattern, entry_id, fields, count)
                 except (RedisError, OSError) as exc:
                     logger.error("Entry %s of %s stays pending: %r", entry_id, key, exc)
-                    outcome = "leave"
-                if outcome == "ack":
+                    fate = "leave"
+                if fate == "ack":
                     acks.append(entry_id)
-                elif outcome == "leave":
+                elif fate == "leave":
                     self._inflight.discard((key, entry_id))
             if acks:
                 await self._redis.xack(key, self.group, *acks)
@@ -339,75 +352,71 @@ class RedisStreamsTransport(Transport):
 
     async def _handle(
         self, key: str, pattern: str, entry_id: bytes, fields: dict[bytes, bytes], count: int
-    ) -> Outcome:
+    ) -> Fate:
         try:
             msg = parse_entry(fields)
         except ValueError as exc:
             logger.error("Entry %s of %s is malformed (%s); dropped", entry_id, key, exc)
             return "ack"
-
-        def context() -> RedisStreamsContext:
-            return RedisStreamsContext(
-                pattern, key, entry_id.decode(), fields, msg.headers, msg.key, count
-            )
-
+        delivery = _Delivery(key, entry_id, msg, count)
+        inbound = Inbound(pattern, msg.data, msg.headers, fields, delivery)
         if msg.is_request:
-            return await self._request(key, entry_id, pattern, msg, context)
-        handlers = self.host.router.find_events(pattern, self.name)
-        if not handlers:
+            return await self._request(inbound, msg)
+        outcome = await self._dispatcher.event(inbound)
+        if outcome is NOT_FOUND:
             logger.warning("No event handler for pattern %r; entry %s dropped", pattern, entry_id)
             return "ack"
-        ctx = context() if any(h.needs_context for h in handlers) else None
-        failed = await run_event_handlers(handlers, msg.data, ctx)
         # A failed event stays pending: the claim task retries it after claim_idle.
-        return "leave" if failed else "ack"
+        return "leave" if isinstance(outcome, Handled) and outcome.failures else "ack"
+
+    def _context(self, inbound: Inbound) -> RedisStreamsContext:
+        """The handler context of an entry (the dispatcher builds it only when asked)."""
+        entry: _Delivery = inbound.source
+        return RedisStreamsContext(
+            inbound.pattern,
+            entry.stream,
+            entry.entry_id.decode(),
+            inbound.raw,
+            entry.msg.headers,
+            entry.msg.key,
+            entry.deliveries,
+        )
 
     # -- requests --------------------------------------------------------------------
 
-    async def _request(
-        self, key: str, entry_id: bytes, pattern: str, msg: Inbound, context: Any
-    ) -> Outcome:
+    async def _request(self, inbound: Inbound, msg: Message) -> Fate:
         remaining = None
         if msg.deadline_ms is not None:
             remaining = msg.deadline_ms / 1000 - time.time()
             if remaining <= 0:
-                logger.info("Request %s on %s expired before it was handled", entry_id, key)
+                entry: _Delivery = inbound.source
+                logger.info(
+                    "Request %s on %s expired before it was handled", entry.entry_id, entry.stream
+                )
                 return "ack"
-        handler = self.host.router.find_message(pattern, self.name)
-        if handler is None:
-            await self._reply(msg, 0, err=encode(error_payload(PatternNotFoundError(pattern))))
-            return "ack"
-        ctx = context() if handler.needs_context else None
         if msg.stream:
             assert self._slots is not None
             await self._slots.acquire()
-            task = asyncio.create_task(self._pump(key, entry_id, msg, handler, ctx, remaining))
+            task = asyncio.create_task(self._pump(inbound, msg, remaining))
             self._streams.add(task)
             task.add_done_callback(self._streams.discard)
             return "background"
-        timer = asyncio.timeout(remaining)
+        replies = _Replies(self, msg)
         try:
-            async with timer:
-                result = await handler.call(msg.data, ctx)
-                if hasattr(result, "__aiter__"):
-                    last = None
-                    async for item in result:
-                        last = item
-                    result = last
-                body = encode(result)
-        except TimeoutError as exc:
-            if not timer.expired():  # the handler's own TimeoutError: an error reply
-                await self._reply(msg, 0, err=encode(error_payload(exc, where=handler.name)))
-            # else the caller stopped waiting: nobody reads a reply now
-            return "ack"
-        except Exception as exc:
-            await self._reply(msg, 0, err=encode(error_payload(exc, where=handler.name)))
-            return "ack"
-        await self._reply(msg, 0, data=body, end=True)
+            async with asyncio.timeout(remaining):
+                outcome = await self._dispatcher.request(inbound)
+                if isinstance(outcome, Stream):  # send() of a stream: its last item
+                    last = _Last()
+                    await drive(outcome.source, last, where=outcome.handler.name)
+                    outcome = last.outcome()
+        except TimeoutError:
+            return "ack"  # the caller stopped waiting: nobody reads a reply now
+        await _answer(outcome, replies)
+        replies.raise_if_broken()
         return "ack"
 
     async def _reply(
-        self, msg: Inbound, n: int, *, data: bytes | None = None, err: bytes | None = None,
+        self, msg: Message, n: int, *, data: bytes | None = None, err: bytes | None = None,
         end: bool = False,
     ) -> bool:  # fmt: skip
         """Write one reply entry; False when the reply stream is gone (client left)."""
@@ -421,49 +430,30 @@ class RedisStreamsTransport(Transport):
         )
         return written is not None
 
-    async def _pump(
-        self,
-        key: str,
-        entry_id: bytes,
-        msg: Inbound,
-        handler: MessageHandler,
-        ctx: Any,
-        remaining: float | None,
-    ) -> None:
+    async def _pump(self, inbound: Inbound, msg: Message, remaining: float | None) -> None:
         """Send a stream reply item by item, then acknowledge the request."""
-        n = 0
+        entry: _Delivery = inbound.source
+        replies = _Replies(self, msg)
         try:
             try:
                 async with asyncio.timeout(remaining):
-                    result = await handler.call(msg.data, ctx)
-                if not hasattr(result, "__aiter__"):
-                    await self._reply(msg, 0, data=encode(result), end=True)
+                    outcome = await self._dispatcher.request(inbound)
+            except TimeoutError:
+                pass  # the caller stopped waiting for the first item: nothing to send
+            else:
+                if isinstance(outcome, Stream):
+                    await drive(outcome.source, replies, where=outcome.handler.name)
                 else:
-                    iterator = aiter(result)
-                    try:
-                        async for item in iterator:
-                            if not await self._reply(msg, n, data=encode(item)):
-                                break  # the client is gone: stop producing
-                            n += 1
-                        else:
-                            await self._reply(msg, n, end=True)
-                    finally:
-                        close = getattr(iterator, "aclose", None)
-                        if close is not None:
-                            with contextlib.suppress(Exception):
-                                await close()
-            except (RedisError, OSError):
-                raise
-            except Exception as exc:
-                await self._reply(msg, n, err=encode(error_payload(exc, where=handler.name)))
+                    await _answer(outcome, replies)
+                replies.raise_if_broken()
             assert self._redis is not None
-            await self._redis.xack(key, self.group, entry_id)
+            await self._redis.xack(entry.stream, self.group, entry.entry_id)
         except (RedisError, OSError) as exc:
-            logger.error("Stream reply to %s stays pending: %r", entry_id, exc)
+            logger.error("Stream reply to %s stays pending: %r", entry.entry_id, exc)
         finally:
             assert self._slots is not None
             self._slots.release()
-            self._inflight.discard((key, entry_id))
+            self._inflight.discard((entry.stream, entry.entry_id))
 
     # -- claiming --------------------------------------------------------------------
 
@@ -539,3 +529,88 @@ class RedisStreamsTransport(Transport):
         }
         entry = _fields({**fields, **extra})
         await self._redis.xadd(target, entry, maxlen=self.maxlen, approximate=True)
+
+
+class _Delivery:
+    """Where an entry came from: what its handler context tells (``Inbound.source``)."""
+
+    __slots__ = ("deliveries", "entry_id", "msg", "stream")
+
+    def __init__(self, stream: str, entry_id: bytes, msg: Message, deliveries: int) -> None:
+        self.stream = stream
+        self.entry_id = entry_id
+        self.msg = msg
+        self.deliveries = deliveries
+
+
+class _Replies:
+    """The ``Respond`` of a request: reply entries numbered from 0 on the stream the
+    request names. A Redis failure stops the reply (``raise_if_broken`` re-raises it, so
+    the request stays pending) instead of becoming an error reply."""
+
+    __slots__ = ("_msg", "_transport", "broken", "n")
+
+    def __init__(self, transport: RedisStreamsTransport, msg: Message) -> None:
+        self._transport = transport
+        self._msg = msg
+        self.n = 0
+        self.broken: BaseException | None = None
+
+    async def item(self, data: bytes) -> bool:
+        written = await self._write(data=data)
+        if written:
+            self.n += 1
+        return written  # False: the caller left (its reply stream is gone)
+
+    async def end(self, last: bytes | None) -> None:
+        await self._write(data=last, end=True)
+
+    async def error(self, payload: dict[str, Any]) -> None:
+        await self._write(err=encode(payload))
+
+    async def _write(self, **fields: Any) -> bool:
+        if self.broken is not None:
+            return False
+        try:
+            return await self._transport._reply(self._msg, self.n, **fields)
+        except (RedisError, OSError) as exc:
+            self.broken = exc
+            return False
+
+    def raise_if_broken(self) -> None:
+        if self.broken is not None:
+            raise self.broken
+
+
+class _Last:
+    """A ``Respond`` keeping only the last item: ``send`` of a streamed reply."""
+
+    __slots__ = ("_data", "_error")
+
+    def __init__(self) -> None:
+        self._data = b"null"
+        self._error: dict[str, Any] | None = None
+
+    async def item(self, data: bytes) -> bool:
+        self._data = data
+        return True
+
+    async def end(self, last: bytes | None) -> None:
+        if last is not None:
+            self._data = last
+
+    async def error(self, payload: dict[str, Any]) -> None:
+        self._error = payload
+
+    def outcome(self) -> Reply | Failure:
+        return Reply(self._data) if self._error is None else Failure(self._error)
+
+
+async def _answer(outcome: Outcome, replies: _Replies) -> None:
+    """Write a single reply (a value, an error reply, or "no handler")."""
+    if isinstance(outcome, Reply):
+        await replies.end(outcome.data)
+    elif isinstance(outcome, Failure):
+        await replies.error(outcome.payload)
+    else:
+        await replies.error(dict(NOT_FOUND.payload))

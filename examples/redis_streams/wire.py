@@ -82,7 +82,7 @@ def request_fields(
 
 
 @dataclass(slots=True)
-class Inbound:
+class Message:
     """A request or event entry as the server reads it."""
 
     data: bytes
@@ -98,7 +98,7 @@ class Inbound:
         return self.cid is not None and self.reply is not None
 
 
-def parse_entry(fields: Mapping[bytes, bytes]) -> Inbound:
+def parse_entry(fields: Mapping[bytes, bytes]) -> Message:
     """Read an entry's fields; unknown fields are ignored, a missing ``data`` is null.
 
     Raises:
@@ -111,7 +111,7 @@ def parse_entry(fields: Mapping[bytes, bytes]) -> Inbound:
         headers = json.loads(raw_headers)
         if not isinstance(headers, dict):
             raise ValueError("headers must be a JSON object")
-    return Inbound(
+    return Message(
         data=fields.get(DATA, b"null"),
         cid=cid.decode() if cid is not None else None,
         reply=reply.decode() if reply is not None else None,

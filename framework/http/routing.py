@@ -40,6 +40,7 @@ from framework.messaging.context import ExecutionContext
 from framework.messaging.errors import error_payload
 from framework.messaging.pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.router import handler_methods
+from framework.messaging.streams import is_stream
 
 logger = logging.getLogger("framework.http")
 
@@ -63,14 +64,26 @@ def json_response(body: Any, status_code: int) -> Response:
     return Response(encode(body), status_code, media_type="application/json")
 
 
-def error_response(exc: Exception, where: str) -> Response:
+def error_status(exc: BaseException | None) -> int:
+    """The HTTP status of a failure: validation 422, ``HttpException`` its status,
+    ``RpcException`` 400, anything else 500."""
     if isinstance(exc, ValidationError):
-        return json_response({**error_payload(exc), "statusCode": 422}, 422)
+        return 422
     if isinstance(exc, HttpException):
-        return json_response(error_payload(exc), exc.status_code)
+        return exc.status_code
     if isinstance(exc, RpcException):
-        return json_response({**error_payload(exc), "statusCode": 400}, 400)
-    return json_response({**error_payload(exc, where=where), "statusCode": 500}, 500)
+        return 400
+    return 500
+
+
+def failure_response(payload: dict[str, Any], exc: BaseException | None) -> Response:
+    """An error reply (``error_payload(exc)``) as the HTTP response for ``exc``."""
+    status = error_status(exc)
+    return json_response({**payload, "statusCode": status}, status)
+
+
+def error_response(exc: Exception, where: str) -> Response:
+    return failure_response(error_payload(exc, where=where), exc)
 
 
 def _is_body_type(hint: Any) -> bool:
@@ -185,7 +198,7 @@ def _build_endpoint(
         if isinstance(result, Response):
             return result
         if meta.kind == "sse":
-            if not hasattr(result, "__aiter__"):
+            if not is_stream(result):
                 raise ConfigurationError(f"{owner} is an @sse route; return an async iterator")
             return EventStreamResponse(result, where=owner, **sse_options)
         if result is None:

@@ -14,13 +14,11 @@ buffer is full is dropped, so one slow reader never holds up the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import re
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from framework.messaging.codecs import encode
-from framework.messaging.errors import error_payload
+from framework.messaging.streams import close, drive
 
 logger = logging.getLogger("framework.sse")
 
@@ -370,19 +368,21 @@ async def run_heartbeat(stream: EventStream, interval: float) -> None:
 
 
 class EventStreamResponse(Response):
-    """Streams an async iterator as ``text/event-stream`` (what ``@sse`` routes return).
+    """Streams a handler's stream as ``text/event-stream`` (what ``@sse`` routes return,
+    and ``SseTransport`` for a ``POST`` whose handler streams).
 
-    Each item becomes one event (see ``format_event``). A ``: ping`` comment goes out
-    when nothing was written for ``heartbeat`` seconds. A client that disconnects is
-    noticed at once (at the latest by the next heartbeat): the iterator is cancelled and
-    closed, so its ``finally`` blocks run. An exception inside the iterator ends the
-    stream with an ``event: error`` whose data is the safe error body (unexpected errors
-    are logged with their traceback; the client sees "Internal server error").
+    The stream is run by ``streams.drive`` into the client's ``EventStream``: each item
+    becomes one event (see ``format_event``). A ``: ping`` comment goes out when nothing
+    was written for ``heartbeat`` seconds. A client that disconnects is noticed at once
+    (at the latest by the next heartbeat): the drive is cancelled and the source closed,
+    so its ``finally`` blocks run. An exception inside the stream ends it with an
+    ``event: error`` whose data is the safe error body (unexpected errors are logged with
+    their traceback; the client sees "Internal server error").
 
     Args:
-        iterator: the items to send.
+        source: the stream to send (any result ``streams.is_stream`` accepts).
         heartbeat: seconds of silence before a ping; ``None`` sends none.
-        max_buffer: events waiting for a slow client; when the iterator produces faster
+        max_buffer: events waiting for a slow client; when the source produces faster
             than the client reads and the buffer is full, the client is dropped.
         retry_ms: sent first as ``retry:`` (the client's reconnection delay, ms);
             ``None`` leaves the client's default.
@@ -393,7 +393,7 @@ class EventStreamResponse(Response):
 
     def __init__(
         self,
-        iterator: AsyncIterator[Any],
+        source: Any,
         *,
         heartbeat: float | None = 15.0,
         max_buffer: int = 100,
@@ -404,7 +404,7 @@ class EventStreamResponse(Response):
     ) -> None:
         if heartbeat is not None and heartbeat <= 0:
             raise ValueError("heartbeat must be positive seconds, or None")
-        self.iterator = iterator
+        self.source = source
         self.heartbeat = heartbeat
         self.max_buffer = max_buffer
         self.retry_ms = retry_ms
@@ -423,46 +423,61 @@ class EventStreamResponse(Response):
         streams = route_streams_of(scope)
         if streams is not None:
             streams.add(stream)
-        tasks = [asyncio.create_task(self._produce(stream), name=f"sse-produce-{name}")]
+        respond = _EventWriter(stream)
+        producer = drive(self.source, respond, where=self.where, encoder=format_event)
+        tasks = [asyncio.create_task(producer, name=f"sse-produce-{name}")]
         if self.heartbeat is not None:
             tasks.append(asyncio.create_task(run_heartbeat(stream, self.heartbeat)))
         try:
             await stream.serve(receive, send)
         finally:
-            # Cancelling the producer throws into the iterator where it waits, so its
+            # Cancelling the drive throws into the source where it waits, so its
             # ``finally`` runs now rather than at garbage collection.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            close = getattr(self.iterator, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
+            await close(self.source)  # a drive cancelled before it began closed nothing
 
-    async def _produce(self, stream: EventStream) -> None:
-        try:
-            async for item in self.iterator:
-                block = format_event(item)
-                if stream.push(block) >= 0:
-                    continue
-                if stream.state is not StreamState.OPEN:
-                    return
-                # Full: let the writer take the buffer; still full means the client is
-                # not reading (its writer is blocked on the socket).
-                await asyncio.sleep(0)
-                if stream.push(block) < 0:
-                    if stream.state is StreamState.OPEN:
-                        logger.warning(
-                            "SSE %s dropped: %d events buffered and the client is not reading",
-                            stream.name,
-                            stream.buffered,
-                        )
-                        stream.drop()
-                    return
-        except Exception as exc:
-            # Unexpected errors are logged with their traceback by error_payload;
-            # deliberate ones (RpcException, HttpException) are part of the protocol.
-            body = error_payload(exc, where=self.where)
-            logger.info("SSE %s ended with an error event: %s", stream.name, body.get("message"))
-            stream.prime(format_event(ServerSentEvent(data=body, event="error")))
+
+class _EventWriter:
+    """The ``Respond`` of an event stream: items are pushed to the client's bounded
+    buffer (never waiting on the socket); the end closes the stream after what it holds;
+    an error goes out as ``event: error``, then the end."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream = stream
+
+    async def item(self, data: bytes) -> bool:
+        stream = self.stream
+        if stream.push(data) >= 0:
+            return True
+        if stream.state is not StreamState.OPEN:
+            return False
+        # Full: let the writer take the buffer; still full means the client is not
+        # reading (its writer is blocked on the socket).
+        await asyncio.sleep(0)
+        if stream.push(data) >= 0:
+            return True
+        if stream.state is StreamState.OPEN:
+            logger.warning(
+                "SSE %s dropped: %d events buffered and the client is not reading",
+                stream.name,
+                stream.buffered,
+            )
+            stream.drop()
+        return False
+
+    async def end(self, last: bytes | None) -> None:
+        if last is not None:
+            self.stream.prime(last)
+        self.stream.close()
+
+    async def error(self, payload: dict[str, Any]) -> None:
+        # Unexpected errors were logged with their traceback by error_payload;
+        # deliberate ones (RpcException, HttpException) are part of the protocol.
+        stream = self.stream
+        logger.info("SSE %s ended with an error event: %s", stream.name, payload.get("message"))
+        stream.prime(format_event(ServerSentEvent(data=payload, event="error")))
         stream.close()

@@ -125,12 +125,14 @@ class Stream:
 
 
 class Failure:
-    """An error reply, shaped by ``errors.error_payload``."""
+    """An error reply, shaped by ``errors.error_payload``; ``error`` is the exception it
+    stands for (a transport with status codes maps it, as HTTP does), or ``None``."""
 
-    __slots__ = ("payload",)
+    __slots__ = ("error", "payload")
 
-    def __init__(self, payload: dict[str, Any]) -> None:
+    def __init__(self, payload: dict[str, Any], error: BaseException | None = None) -> None:
         self.payload = payload
+        self.error = error
 
 
 class NotFound:
@@ -258,7 +260,7 @@ class Dispatcher:
                 return Reply(encode(result.data), result.event)
             return Reply(encode(result))
         except Exception as exc:
-            return Failure(error_payload(exc, where=handler.name))
+            return Failure(error_payload(exc, where=handler.name), exc)
 
     async def event(self, inbound: Inbound, route: Route | None = None) -> Outcome:
         """Run every event handler (with none, the request handler, reply dropped);

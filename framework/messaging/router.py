@@ -14,7 +14,6 @@ an app without middlewares compiles no wrapper at all.
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -23,12 +22,10 @@ from framework.di.container import REQUEST, Container, ProviderRecord
 from framework.di.metadata import Scope
 from framework.exceptions import ConfigurationError, ForbiddenException
 from framework.messaging.binding import HandlerSignature, Validator, analyse, make_validator
-from framework.messaging.context import ExecutionContext, MessageContext
+from framework.messaging.context import ExecutionContext
 from framework.messaging.decorators import PatternMeta, handlers_of
 from framework.messaging.patterns import is_wildcard, matches, specificity
 from framework.messaging.pipeline import GlobalEnhancers, Pipeline, build_pipeline
-
-logger = logging.getLogger("framework.messaging")
 
 Invoke = Callable[[Any, Any], Awaitable[Any]]
 
@@ -331,21 +328,3 @@ class Router:
     def patterns(self, transport: str) -> set[str]:
         """Every pattern served on ``transport`` (wildcards included)."""
         return {h.pattern for h in self.handlers if h.serves(transport)}
-
-
-async def run_event_handlers(
-    handlers: Sequence[MessageHandler], raw: Any, ctx: MessageContext | None
-) -> int:
-    """Run every handler for an event, isolating failures; returns how many failed.
-
-    Used by transports without retries (memory, WebSocket, SSE); each failure is logged
-    with its traceback and never stops the other handlers or the transport.
-    """
-    failed = 0
-    for handler in handlers:
-        try:
-            await handler.call(raw, ctx)
-        except Exception:
-            failed += 1
-            logger.exception("Event handler %s failed for %r", handler.name, handler.pattern)
-    return failed

@@ -32,19 +32,28 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from framework.exceptions import ConfigurationError, ForbiddenException, PatternNotFoundError
-from framework.http.routing import error_response, json_response
+from framework.exceptions import ConfigurationError, ForbiddenException
+from framework.http.routing import error_response, failure_response, json_response
 from framework.http.sse import EventStream, EventStreamResponse, StreamState, encode_event
 from framework.messaging.codecs import encode
-from framework.messaging.context import ExecutionContext, MessageContext
-from framework.messaging.errors import error_payload
+from framework.messaging.context import ExecutionContext
+from framework.messaging.dispatch import (
+    MAX_CACHED_NAME,
+    NOT_FOUND,
+    Dispatcher,
+    Failure,
+    Handled,
+    Inbound,
+    Reply,
+    Stream,
+)
 from framework.messaging.patterns import is_wildcard, matches, validate_pattern
-from framework.messaging.router import run_event_handlers
 from framework.transports.base import Transport
 
 MAX_MATCH_CACHE = 10_000
 """Published pattern names whose matching subscriptions are cached; the cache is cleared
-when it reaches this size."""
+when it reaches this size. Names longer than ``MAX_CACHED_NAME`` characters are not
+cached (a name can come from a client)."""
 
 
 @dataclass(slots=True)
@@ -152,9 +161,10 @@ class _Subscriptions:
         groups = self._cache.get(name)
         if groups is None:
             groups = tuple(g for p, g in self._wild.items() if matches(p, name))
-            if len(self._cache) >= MAX_MATCH_CACHE:
-                self._cache.clear()
-            self._cache[name] = groups
+            if len(name) <= MAX_CACHED_NAME:  # long names: matched, never kept
+                if len(self._cache) >= MAX_MATCH_CACHE:
+                    self._cache.clear()
+                self._cache[name] = groups
         exact = self._exact.get(name)
         if exact is not None:
             groups = (exact, *groups)
@@ -246,6 +256,7 @@ class SseTransport(Transport):
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._dispatcher = Dispatcher(self.host.router, self.name)
         self._running = True
         self._draining = False
         if self.heartbeat is not None:
@@ -419,30 +430,21 @@ class SseTransport(Transport):
         body = await _read_body(request, self.max_body)
         if body is None:
             return _error(413, f"The body is larger than {self.max_body} bytes")
-        router = self.host.router
-        handler = router.find_message(pattern, self.name)
-        ctx: MessageContext | None = None
-        if handler is not None:
-            if handler.needs_context:
-                ctx = MessageContext(pattern, self.name, request.headers, request)
-            try:
-                result = await handler.call(body, ctx)
-            except Exception as exc:
-                return error_response(exc, handler.name)
-            if hasattr(result, "__aiter__"):
+        # The default context is MessageContext(pattern, "sse", request.headers, request).
+        inbound = Inbound(pattern, body, request.headers, request)
+        match await self._dispatcher.dispatch(inbound):
+            case Reply(data=data):
+                return Response(data, 200, media_type="application/json")
+            case Stream(source=source, handler=handler):
                 return EventStreamResponse(
-                    result, heartbeat=self.heartbeat, max_buffer=self.max_buffer, where=handler.name
+                    source, heartbeat=self.heartbeat, max_buffer=self.max_buffer, where=handler.name
                 )
-            return json_response(result, 200)
-        handlers = router.find_events(pattern, self.name)
-        if not handlers:
-            return json_response(
-                {**error_payload(PatternNotFoundError(pattern)), "statusCode": 404}, 404
-            )
-        if any(h.needs_context for h in handlers):
-            ctx = MessageContext(pattern, self.name, request.headers, request)
-        await run_event_handlers(handlers, body, ctx)
-        return Response(b"", 202)
+            case Failure(payload=payload, error=error):
+                return failure_response(payload, error)
+            case Handled():
+                return Response(b"", 202)
+            case _:
+                return json_response({**NOT_FOUND.payload, "statusCode": 404}, 404)
 
     async def _check_guards(self, request: Request, endpoint: Any) -> Response | None:
         if not self.guards:

@@ -6,6 +6,7 @@ transport shares is in tests/transports/test_contract.py.)"""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -119,6 +120,18 @@ class JobsController:
                 await asyncio.sleep(0.005)
         finally:
             self.tracker.closed.set()
+
+    @message_pattern("ticks.late")
+    async def late(self, start: int) -> AsyncIterator[int]:
+        try:
+            await asyncio.sleep(LIMIT)  # longer than the caller waits for a first item
+        finally:
+            self.tracker.closed.set()
+        return _one(start)
+
+
+async def _one(value: int) -> AsyncIterator[int]:
+    yield value
 
 
 @module(controllers=[JobsController])
@@ -289,6 +302,25 @@ async def test_a_request_whose_caller_gave_up_is_not_handled(
         # request before it has been looked at.
         assert await client.send("calc.record", 2) == 2
     assert tracker.seen == [2]
+
+
+async def test_a_stream_slower_to_start_than_its_caller_waits_is_cancelled_and_acked(
+    redis_url: str, redis: Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = Tracker()
+    async with (
+        app_on(redis_url, prefix, tracker),
+        RedisStreamsClient(redis_url, prefix=prefix) as client,
+    ):
+        with pytest.raises(RequestTimeoutError):
+            async with aclosing(client.stream("ticks.late", 1, timeout=0.2 * TIME_FACTOR)) as s:  # type: ignore[type-var]
+                async for _ in s:
+                    pass
+        async with asyncio.timeout(LIMIT):
+            await tracker.closed.wait()  # cancelled at the caller's deadline, not after LIMIT
+            while await pending(redis, f"{prefix}ticks.late"):  # noqa: ASYNC110 - a Redis count
+                await asyncio.sleep(0.01)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_service_and_client_recover_after_redis_restarts() -> None:

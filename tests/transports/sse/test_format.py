@@ -117,6 +117,15 @@ def test_each_stream_is_a_target_once_however_many_patterns_match() -> None:
     assert list(subs.targets("nothing")) == []
 
 
+def test_long_published_names_are_matched_but_never_cached() -> None:
+    subs = _Subscriptions()
+    subs.add(EventStream(name="echo"), ("echo.*",))
+    for i in range(300):
+        assert [s.name for s in subs.targets(f"echo.{i}{'x' * 4096}")] == ["echo"]
+    assert [s.name for s in subs.targets("echo.short")] == ["echo"]
+    assert list(subs._cache) == ["echo.short"]  # nothing longer than MAX_CACHED_NAME
+
+
 def test_a_full_buffer_refuses_and_a_closed_stream_takes_nothing() -> None:
     stream = EventStream(max_buffer=2)
     assert stream.push(b"a") == 1

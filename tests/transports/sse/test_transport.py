@@ -24,6 +24,7 @@ from framework import (
     message_pattern,
     module,
 )
+from framework.messaging.dispatch import MAX_CACHED_NAME
 from framework.transports.sse import SseTransport
 from tests.transports.sse.conftest import TIMEOUT, Reader, seq, serving, subscribe, wait_until
 
@@ -38,6 +39,8 @@ class Inbox:
     def __init__(self) -> None:
         self.created: list[int] = []
         self.arrived = asyncio.Event()
+        self.watching = asyncio.Event()
+        self.closed = asyncio.Event()
 
 
 @controller()
@@ -65,6 +68,20 @@ class OrdersController:
     async def count(self, n: int) -> AsyncIterator[dict[str, int]]:
         for i in range(n):
             yield {"i": i}
+
+    @message_pattern("orders.watch")
+    async def watch(self, payload: dict[str, object]) -> AsyncIterator[dict[str, int]]:
+        try:
+            yield {"i": 0}
+            self.inbox.watching.set()
+            await asyncio.Event().wait()  # until the client leaves
+            yield {"i": 1}
+        finally:
+            self.inbox.closed.set()
+
+    @message_pattern("echo.*")
+    async def echo(self, payload: int, ctx: MessageContext) -> dict[str, object]:
+        return {"length": len(ctx.pattern), "payload": payload}
 
     @event_pattern("orders.created")
     async def created(self, order: Order) -> None:
@@ -324,6 +341,48 @@ async def test_post_errors_map_like_http(client: httpx.AsyncClient) -> None:
     assert failed.json()["message"] == "Internal server error"
     assert "secret" not in failed.text
     assert too_big.status_code == 413
+
+
+async def test_a_client_leaving_a_post_stream_closes_the_handlers_generator(
+    client: httpx.AsyncClient,
+) -> None:
+    app, _ = make_app(heartbeat=60)  # noticed from the disconnect, not a heartbeat
+    async with serving(app) as url:
+        inbox = app.get(Inbox)
+        reader = Reader()
+        async with client.stream("POST", f"{url}/events/orders.watch", json={}) as response:
+            assert response.headers["content-type"] == "text/event-stream"
+            async for line in response.aiter_lines():
+                reader.feed_line(line)
+                if reader.events:
+                    break
+            async with asyncio.timeout(TIMEOUT):
+                await inbox.watching.wait()
+            assert not inbox.closed.is_set()
+        async with asyncio.timeout(TIMEOUT):
+            await inbox.closed.wait()
+    assert [json.loads(e.data) for e in reader.events] == [{"i": 0}]
+
+
+async def test_many_long_pattern_names_are_not_cached(client: httpx.AsyncClient) -> None:
+    # A sender inventing long names must not make the server keep them (issue 15).
+    app, transport = make_app()
+    long_tail = "x" * 4096
+    async with serving(app) as url:
+        unknown = {
+            (await client.post(f"{url}/events/nope.{i}.{long_tail}", json={})).status_code
+            for i in range(300)
+        }
+        served = await client.post(f"{url}/events/echo.{long_tail}", json=5)
+        short = await client.post(f"{url}/events/orders.get", json={"id": 1, "total": 1})
+        cached = list(transport._dispatcher._routes)
+        router = transport.host.router
+        router_keys = [*router._messages, *router._events]
+    assert unknown == {404}
+    assert served.status_code == 200 and served.json() == {"length": 4101, "payload": 5}
+    assert short.status_code == 200
+    assert cached == ["orders.get"], "only the short name is cached"
+    assert all(len(pattern) <= MAX_CACHED_NAME for _, pattern in router_keys)
 
 
 async def test_stop_ends_open_streams_cleanly(client: httpx.AsyncClient) -> None:
