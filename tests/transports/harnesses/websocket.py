@@ -23,7 +23,9 @@ async def uvicorn_running(app: Application, **uvicorn_options: Any) -> AsyncIter
 
     Leaving the block shuts the server down as SIGTERM would (drain, then stop).
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off only for sockets that say
+    # they are TCP, and with it on every small reply can wait ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
