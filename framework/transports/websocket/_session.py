@@ -187,7 +187,16 @@ class Session:
         state: ``SessionState``.
     """
 
-    __slots__ = ("_conns", "_dispatcher", "_enc", "_left", "endpoint", "socket", "state")
+    __slots__ = (
+        "_conns",
+        "_dispatcher",
+        "_enc",
+        "_left",
+        "_tasks",
+        "endpoint",
+        "socket",
+        "state",
+    )
 
     def __init__(self, connections: Connections, endpoint: Endpoint, socket: WsSocket) -> None:
         self._conns = connections
@@ -197,6 +206,7 @@ class Session:
         self.socket = socket
         self.state = _CONNECTING
         self._left = False  # the client left while the session was opening
+        self._tasks: set[asyncio.Task[None]] = set()  # frames in tasks (max_concurrency)
 
     def __repr__(self) -> str:
         return f"Session({self.socket.id!r}, {self.state.value})"
@@ -245,7 +255,16 @@ class Session:
                 await on_frame(raw)
                 continue
             await gate.acquire()
-            asyncio.get_running_loop().create_task(_release_after(gate, on_frame(raw)))
+            task = asyncio.get_running_loop().create_task(self._in_task(gate, raw))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+
+    async def _in_task(self, gate: asyncio.Semaphore, raw: str | bytes) -> None:
+        try:
+            if self.state is _SESSION_OPEN:  # the client may have left since
+                await self.on_frame(raw)
+        finally:
+            gate.release()
 
     # -- the states ------------------------------------------------------------------
 
@@ -460,10 +479,3 @@ class _Respond:
 
     async def error(self, payload: dict[str, Any]) -> None:
         await self.sock.send_now(self.enc.exception(payload, self.fid))
-
-
-async def _release_after(gate: asyncio.Semaphore, work: Awaitable[None]) -> None:
-    try:
-        await work
-    finally:
-        gate.release()
