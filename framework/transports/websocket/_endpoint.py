@@ -1,4 +1,4 @@
-"""Which handlers and gateway hooks serve a WebSocket path.
+"""Which handlers (a dispatcher) and gateway hooks serve a WebSocket path.
 
 A gateway (``@websocket_gateway(path=...)``) serves its own handlers on its path; the
 handlers of plain controllers serve on the transport's path. ``on_connection``,
@@ -12,8 +12,10 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from framework.messaging.dispatch import Dispatcher, Inbound
 from framework.messaging.gateway import gateway_meta
-from framework.messaging.router import MAX_ROUTE_CACHE, MessageHandler, Router
+from framework.messaging.router import MessageHandler, Router
+from framework.transports.websocket.context import WsContext
 
 logger = logging.getLogger("framework.websocket")
 
@@ -21,9 +23,13 @@ TRANSPORT = "ws"
 
 
 class Endpoint:
-    """One served path: its handler lookups (cached) and its gateway instances."""
+    """One served path: the dispatcher of its handlers and its gateway instances.
 
-    __slots__ = ("_events", "_messages", "classes", "gateways", "is_default", "path", "router")
+    A path serves its gateways' handlers; the transport's own path also serves the
+    handlers of plain controllers.
+    """
+
+    __slots__ = ("classes", "dispatcher", "gateways", "is_default", "path")
 
     def __init__(
         self,
@@ -34,45 +40,19 @@ class Endpoint:
         is_default: bool,
     ) -> None:
         self.path = path
-        self.router = router
         self.classes = classes
         self.gateways = gateways
         self.is_default = is_default
-        self._messages: dict[str, MessageHandler | None] = {}
-        self._events: dict[str, tuple[MessageHandler, ...]] = {}
+        self.dispatcher = Dispatcher(router, TRANSPORT, context=_context, allows=self._allows)
 
     def _allows(self, handler: MessageHandler) -> bool:
         if gateway_meta(handler.controller) is None:
             return self.is_default
         return handler.controller in self.classes
 
-    def message(self, event: str) -> MessageHandler | None:
-        try:
-            return self._messages[event]
-        except KeyError:
-            pass
-        found = self.router.find_message(event, TRANSPORT)
-        if found is not None and not self._allows(found):
-            found = None
-        if len(self._messages) >= MAX_ROUTE_CACHE:
-            self._messages.clear()
-        self._messages[event] = found
-        return found
 
-    def events(self, event: str) -> tuple[MessageHandler, ...]:
-        try:
-            return self._events[event]
-        except KeyError:
-            pass
-        found = tuple(
-            h
-            for h in self.router.find_events(event, TRANSPORT)
-            if h.kind == "event" and self._allows(h)
-        )
-        if len(self._events) >= MAX_ROUTE_CACHE:
-            self._events.clear()
-        self._events[event] = found
-        return found
+def _context(inbound: Inbound) -> WsContext:
+    return WsContext(inbound.pattern, inbound.headers, inbound.raw, inbound.source)
 
 
 def gateway_instances(host: Any) -> list[tuple[type, Any]]:

@@ -23,6 +23,8 @@ from typing import Any
 
 import pydantic_core
 
+from framework.messaging.dispatch import MAX_CACHED_NAME
+
 EXCEPTION_EVENT = "exception"
 SUBSCRIBE_EVENT = "subscribe"
 UNSUBSCRIBE_EVENT = "unsubscribe"
@@ -95,9 +97,13 @@ class FrameEncoder:
             return self._prefixes[event]
         except KeyError:
             pass
-        if len(self._prefixes) >= MAX_PREFIX_CACHE:
-            self._prefixes.clear()
-        value = self._prefixes[event] = b'{"event":' + _to_json(event) + b',"data":'
+        value = b'{"event":' + _to_json(event) + b',"data":'
+        # Long names are not cached (as the dispatcher's routes): a client inventing
+        # them, answered by a wildcard handler, cannot hold memory.
+        if len(event) <= MAX_CACHED_NAME:
+            if len(self._prefixes) >= MAX_PREFIX_CACHE:
+                self._prefixes.clear()
+            self._prefixes[event] = value
         return value
 
     def message(self, event: str, data_json: bytes) -> bytes:
@@ -126,6 +132,8 @@ class FrameEncoder:
     def exception(self, payload: Mapping[str, Any], fid: Any) -> bytes:
         """An error frame; the id is inside ``data`` (NestJS-style clients read only
         ``data``) and at the top level (like every other reply)."""
+        # A validation error echoes the input, which may hold NaN: JSON's null instead.
         if fid is None:
-            return _to_json({"event": EXCEPTION_EVENT, "data": payload})
-        return _to_json({"event": EXCEPTION_EVENT, "data": {**payload, "id": fid}, "id": fid})
+            return _to_json({"event": EXCEPTION_EVENT, "data": payload}, inf_nan_mode="null")
+        frame = {"event": EXCEPTION_EVENT, "data": {**payload, "id": fid}, "id": fid}
+        return _to_json(frame, inf_nan_mode="null")

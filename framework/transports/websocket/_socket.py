@@ -1,12 +1,14 @@
 """One connected client (``WsSocket``) and the registry of sockets, rooms and
 subscriptions (``Hub``).
 
-Replies are written inline by the task that handled the frame (the connection's reader,
-so a client that stops reading its replies stops being read: back-pressure), unless
-pushes are queued, then behind them so that order is kept. Pushes
-(``emit``, rooms, broadcasts, ``publish``) go through a bounded per-socket queue drained
-by one writer task, so a publisher never waits on a slow client: when a socket's queue is
-full the socket is closed with 1008 and the publisher moves on.
+Every frame a socket sends goes through one ordered path: ``write`` (replies, stream
+items, errors) and ``push`` (``emit``, rooms, broadcasts, ``publish``). A frame is
+written at once when nothing is queued and the connection takes it; otherwise it waits
+in the socket's bounded queue, drained in order by one writer task, so the client sees
+frames in the order the server produced them. A reply written at once is awaited by the
+task that handled the frame (the connection's reader: a client that stops reading its
+replies stops being read, which is back-pressure); a push never waits: when a socket's
+queue is full the socket is closed with 1008 and the publisher moves on.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import enum
 import itertools
 import logging
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from framework.messaging.codecs import encode
@@ -191,18 +193,25 @@ class WsSocket:
             self._writer = asyncio.get_running_loop().create_task(self._write())
         return True
 
-    async def send_now(self, frame: bytes) -> bool:
-        """Write a reply frame from the handling task (waits while the client's TCP
-        buffer is full)."""
+    def write(self, frame: bytes) -> bool | Awaitable[bool]:
+        """Write an encoded frame (a reply, a stream item, an error) in order: at once
+        when nothing is queued and the connection takes it, else behind the queued
+        frames. Returns whether it was written or queued, or, when the connection's
+        buffer is full, an awaitable of that answer for the caller to wait on."""
         if self.state is not SocketState.OPEN:
             return False
         link = self._link
         wire = link.wire(frame)
         if self._queue:
-            # Pushes are still waiting: queue the reply behind them, so the client sees
-            # frames in the order they were produced.
             return self.push(wire)
-        return link.try_write(wire) or await link.send_wire(wire)
+        return link.try_write(wire) or link.send_wire(wire)
+
+    async def send_now(self, frame: bytes) -> bool:
+        """``write``, waiting while the client's TCP buffer is full."""
+        written = self.write(frame)
+        if isinstance(written, bool):
+            return written
+        return await written
 
     async def _write(self) -> None:
         queue = self._queue
@@ -224,14 +233,22 @@ class WsSocket:
         return len(self._queue)
 
     def add_stream(self, fid: Any, task: asyncio.Task[None]) -> None:
-        self._streams[fid] = task
-        task.add_done_callback(lambda _: self._streams.pop(fid, None))
+        """Track a running stream under its request id (``None``: it has none, and can
+        only end by itself or with the connection)."""
+        key = object() if fid is None else fid
+        streams = self._streams
+        streams[key] = task
+        task.add_done_callback(lambda _: streams.pop(key, None))
+
+    def streaming(self, fid: Any) -> bool:
+        """Whether a stream with request id ``fid`` is running."""
+        return fid in self._streams
 
     @property
     def stream_count(self) -> int:
         return len(self._streams)
 
-    def cancel_stream(self, fid: Any) -> bool:
+    def cancel_stream(self, fid: str | int) -> bool:
         task = self._streams.pop(fid, None)
         if task is None:
             return False
