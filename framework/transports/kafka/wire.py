@@ -55,7 +55,7 @@ DISPOSED = b"\x00"
 NO_HANDLER = "There is no matching message handler defined in the remote service."
 """NestJS's error text (sent as a plain string) for a request nobody handles."""
 
-_OBJECT, _ARRAY = 0x7B, 0x5B
+_OBJECT, _ARRAY, _QUOTE, _N = 0x7B, 0x5B, 0x22, 0x6E
 
 
 # -- values --------------------------------------------------------------------------
@@ -63,6 +63,9 @@ _OBJECT, _ARRAY = 0x7B, 0x5B
 
 def encode_value(value: Any) -> bytes | None:
     """A payload or reply as a record value, by NestJS's serializer rules.
+
+    ``bytes`` and ``str`` travel as they are; anything else as ``json_value`` of its
+    JSON (so ``NaN`` and ``None`` alike travel as a null value).
 
     Raises:
         pydantic_core.PydanticSerializationError: ``value`` cannot be encoded as JSON.
@@ -74,10 +77,20 @@ def encode_value(value: Any) -> bytes | None:
         return value  # type: ignore[no-any-return]
     if cls is str:
         return value.encode()  # type: ignore[no-any-return]
-    data = encode(value)
-    # A model that serialises to a JSON string is a string on this wire: no quotes.
-    if data[:1] == b'"':
+    return json_value(encode(value))
+
+
+def json_value(data: bytes) -> bytes | None:
+    """JSON (``codecs.encode`` of a reply or stream item) as a record value: JSON
+    ``null`` is a null value and a JSON string travels as its text, without quotes (a
+    model that serialises to a string is a string on this wire); the rest as it is."""
+    if not data:
+        return data
+    first = data[0]
+    if first == _QUOTE:
         return str(pydantic_core.from_json(data)).encode()
+    if first == _N and data == b"null":
+        return None
     return data
 
 
