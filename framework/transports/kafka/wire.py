@@ -5,7 +5,9 @@ Rules (from ``@nestjs/microservices`` 11: ``serializers/kafka-request.serializer
 
 - Topic = pattern. Record values: ``None`` is a null value; ``bytes`` and ``str`` travel
   as they are (UTF-8); every other value is JSON (so ``42`` travels as ``42`` and
-  ``"x"`` as ``x``, not ``"x"``).
+  ``"x"`` as ``x``, not ``"x"``), and a value whose JSON is ``null`` (``NaN``) is a
+  null value. Replies and stream items are written from the dispatcher's JSON by the
+  same rule (``json_value``).
 - Reading a value (NestJS's parser): a value starting with byte 0x00 stays binary; one
   starting with ``{`` or ``[`` is JSON; anything else is a string. Handlers validate
   JSON straight from the bytes; pydantic turns ``"42"`` into ``42`` for an ``int``
