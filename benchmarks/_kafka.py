@@ -42,8 +42,14 @@ async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         await creator.close()
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    """Write ``values`` fast (large batches, one ack wait per window)."""
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """Write ``values`` fast (large batches, one ack wait per window), each with
+    ``headers`` if given."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=256 * 1024
     )
@@ -51,7 +57,7 @@ async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     try:
         window = []
         for value in values:
-            window.append(await producer.send(topic, value))
+            window.append(await producer.send(topic, value, headers=headers))
             if len(window) >= 20_000:
                 for fut in window:
                     await fut

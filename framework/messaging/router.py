@@ -3,8 +3,8 @@
 At start-up every ``@message_pattern``/``@event_pattern`` method becomes a
 ``MessageHandler`` whose ``call(raw, ctx)`` is specialised: a singleton handler with no
 guards, interceptors, filters or pipes is the bound method applied to the validated
-payload, nothing more. Transports look handlers up with ``find_message`` /
-``find_events`` (cached per pattern) and await ``handler.call``.
+payload, nothing more. Transports reach handlers through a ``Dispatcher``
+(``messaging/dispatch.py``), which looks them up with ``Router.matching`` and caches.
 
 Handler middlewares (``HandlerMiddleware``: observability, the inspector, your own) are
 compiled in here too, once, so ``handler.call`` is final when ``build_router`` returns;
@@ -28,10 +28,6 @@ from framework.messaging.patterns import is_wildcard, matches, specificity
 from framework.messaging.pipeline import GlobalEnhancers, Pipeline, build_pipeline
 
 Invoke = Callable[[Any, Any], Awaitable[Any]]
-
-MAX_ROUTE_CACHE = 10_000
-"""Pattern lookups cached per transport; the cache is cleared when it reaches this size,
-so senders inventing patterns cannot grow memory without bound."""
 
 
 @dataclass(eq=False, slots=True)
@@ -268,8 +264,6 @@ class Router:
         self._ordered = sorted(
             self.handlers, key=lambda h: (is_wildcard(h.pattern), specificity(h.pattern))
         )
-        self._messages: dict[tuple[str, str], MessageHandler | None] = {}
-        self._events: dict[tuple[str, str], tuple[MessageHandler, ...]] = {}
 
     def _check_duplicates(self) -> None:
         seen: dict[str, MessageHandler] = {}
@@ -294,36 +288,6 @@ class Router:
         """Every handler serving ``pattern`` on ``transport``, best match first (exact
         patterns, then wildcards by specificity). Not cached: dispatchers cache."""
         return [h for h in self._ordered if h.serves(transport) and matches(h.pattern, pattern)]
-
-    def find_message(self, pattern: str, transport: str) -> MessageHandler | None:
-        """The request/reply handler for ``pattern`` on ``transport``, or ``None``."""
-        key = (transport, pattern)
-        try:
-            return self._messages[key]
-        except KeyError:
-            pass
-        found = [h for h in self.matching(pattern, transport) if h.kind == "message"]
-        if len(self._messages) >= MAX_ROUTE_CACHE:
-            self._messages.clear()
-        self._messages[key] = result = found[0] if found else None
-        return result
-
-    def find_events(self, pattern: str, transport: str) -> tuple[MessageHandler, ...]:
-        """Every event handler for ``pattern``; with none, the message handler (as NestJS
-        runs a request handler for an event and drops its reply)."""
-        key = (transport, pattern)
-        try:
-            return self._events[key]
-        except KeyError:
-            pass
-        matching = self.matching(pattern, transport)
-        found = tuple(h for h in matching if h.kind == "event")
-        if not found:
-            found = tuple(h for h in matching if h.kind == "message")[:1]
-        if len(self._events) >= MAX_ROUTE_CACHE:
-            self._events.clear()
-        self._events[key] = found
-        return found
 
     def patterns(self, transport: str) -> set[str]:
         """Every pattern served on ``transport`` (wildcards included)."""

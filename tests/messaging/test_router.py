@@ -26,6 +26,7 @@ from framework import (
     use_interceptors,
     use_pipes,
 )
+from framework.messaging.dispatch import Dispatcher
 from tests.timing import TIME_FACTOR
 
 
@@ -300,7 +301,7 @@ async def test_handler_middlewares_are_compiled_once_first_outermost() -> None:
     app = create_app(PlainModule)
     app.use_handler_middleware(Trail("outer", False, trail), Trail("inner", True, trail))
     async with app:
-        echo, skip = (app.router.find_message(p, "memory") for p in ("plain.echo", "plain.skip"))
+        echo, skip = (_request_handler(app, p) for p in ("plain.echo", "plain.skip"))
         assert echo is not None and skip is not None
         compiled = echo.call
         assert await app.client.send("plain.echo", {"name": "x"}) == "x"
@@ -314,6 +315,10 @@ async def test_handler_middlewares_are_compiled_once_first_outermost() -> None:
 
 async def test_without_middlewares_nothing_wraps_a_handler() -> None:
     async with create_app(PlainModule) as app:
-        handler = app.router.find_message("plain.echo", "memory")
+        handler = _request_handler(app, "plain.echo")
         assert handler is not None and not handler.needs_context
         assert handler.call.__module__ == "framework.messaging.router"
+
+
+def _request_handler(app: Any, pattern: str) -> Any:
+    return Dispatcher(app.router, "memory").route(pattern).message

@@ -10,9 +10,16 @@ from typing import Any
 import httpx
 import pytest
 
-from framework import Application, MessageContext, controller, create_app, event_pattern, module
+from framework import Application, controller, create_app, event_pattern, module
 from framework.observability import Observability
-from framework.transports import MessageHandler, Transport, TransportEvents, encode
+from framework.transports import (
+    Dispatcher,
+    Inbound,
+    MessageHandler,
+    Transport,
+    TransportEvents,
+    encode,
+)
 from tests.observability.promtext import sample
 
 
@@ -29,16 +36,17 @@ class TinyTransport(Transport):
         pass
 
     async def deliver(self, pattern: str, data: Any) -> None:
+        dispatcher = Dispatcher(self.host.router, self.name)
         raw = encode(data)
-        for handler in self.host.router.find_events(pattern, self.name):
-            ctx = MessageContext(pattern, self.name, None, raw) if handler.needs_context else None
+        inbound = Inbound(pattern, raw, None, raw)
+        for handler in dispatcher.route(pattern).events:
             try:
-                await handler.call(raw, ctx)
+                await dispatcher.call(handler, inbound)
                 continue
             except Exception:
                 self.host.events.retried(self, handler)
             try:
-                await handler.call(raw, ctx)
+                await dispatcher.call(handler, inbound)
             except Exception:
                 self.host.events.dead_lettered(self, handler)
 

@@ -176,3 +176,20 @@ async def stop_quietly(what: str, *clients: Any, timeout: float | None = None) -
                 await client.stop()
         except Exception:
             logger.exception("%s: a Kafka %s did not stop cleanly", what, type(client).__name__)
+
+
+async def finish_tasks(tasks: Iterable[asyncio.Future[Any]], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for ``tasks`` (0: not at all), then cancel the
+    ones still running and wait for them to end."""
+    tasks = list(tasks)
+    if not tasks:
+        return
+    if timeout > 0:
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+    else:
+        pending = {task for task in tasks if not task.done()}
+    for task in pending:
+        task.cancel()
+    if pending:
+        logger.warning("Cancelled %d Kafka handler task(s) still running", len(pending))
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -30,7 +30,13 @@ from aiokafka import (  # type: ignore[import-untyped]
 )
 from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
 
-from framework.exceptions import RemoteError, RequestTimeoutError, TransportError
+from framework.backoff import Backoff
+from framework.exceptions import (
+    ConfigurationError,
+    RemoteError,
+    RequestTimeoutError,
+    TransportError,
+)
 from framework.observability._context import trace_headers
 from framework.transports.base import ClientProxy, HeaderHook
 from framework.transports.kafka.admin import (
@@ -50,6 +56,9 @@ from framework.transports.kafka.wire import (
 )
 
 logger = logging.getLogger("framework.kafka")
+
+_READ_BACKOFF = Backoff(0.2, 5.0)
+"""Waits between failed reads of the reply topics."""
 
 
 class _Call:
@@ -150,7 +159,10 @@ class KafkaClient(ClientProxy):
         **options: Any,
     ) -> None:
         if max_pending < 1 or stream_buffer < 1:
-            raise ValueError("max_pending and stream_buffer must be at least 1")
+            raise ConfigurationError(
+                f"KafkaClient max_pending and stream_buffer must be at least 1, not "
+                f"{max_pending} and {stream_buffer}"
+            )
         self.bootstrap_servers = bootstrap_servers
         self.default_timeout = default_timeout
         self.reply_patterns = list(reply_patterns)
@@ -304,7 +316,7 @@ class KafkaClient(ClientProxy):
                 return
             except Exception as exc:
                 failures += 1
-                delay = min(0.1 * 2**failures, 5.0)
+                delay = _READ_BACKOFF.delay(failures)
                 logger.error("Reading Kafka replies failed (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 continue

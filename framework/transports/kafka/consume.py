@@ -1,199 +1,196 @@
-"""The fetch loop and per-record handling: batches go to their partition's lane."""
+"""The fetch loop, and the one path every record takes through its handlers."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
+from aiokafka.errors import ConsumerStoppedError  # type: ignore[import-untyped]
 
-from framework.messaging.router import MessageHandler, Router
-from framework.transports.kafka.context import KafkaContext
-from framework.transports.kafka.lanes import Lane, Partitions
+from framework.backoff import Backoff
+from framework.messaging.dispatch import Dispatcher, Failure, Inbound, Route
+from framework.messaging.errors import error_payload
+from framework.messaging.router import MessageHandler
+from framework.transports.kafka.lanes import Lane, Lanes
 from framework.transports.kafka.recovery import Recovery
-from framework.transports.kafka.replies import Replies
-from framework.transports.kafka.wire import NO_HANDLER, payload, request_info
+from framework.transports.kafka.replies import Replier
+from framework.transports.kafka.wire import RequestInfo, payload, request_info
 
 logger = logging.getLogger("framework.kafka")
 
 NAME = "kafka"
-
 
 # While some partitions are full, getmany waits at most this long for the others, so a
 # full partition that made room is fetched again soon (a pending getmany cannot be told
 # about it, and cancelling one upsets aiokafka's poll-interval bookkeeping).
 _BUSY_POLL_MS = 5
 
+_FETCH_BACKOFF = Backoff(0.2, 5.0)
+"""Waits between failed fetches."""
+
 _JSON_FIRST = frozenset(b"{[")
 
+Decoder = Callable[[bytes | None], Any]
 
-class Consuming(Partitions, Recovery, Replies):
-    """``KafkaTransport``'s fetch loop and the handling of each partition's batches."""
 
-    poll_timeout: float
-    max_batch_size: int
-    max_pending_batches: int
-    _running: bool
-    _router: Router | None
-    _slots: asyncio.Semaphore
+def _raw(value: bytes | None) -> Any:
+    return value
 
-    # -- fetching --------------------------------------------------------------------
 
-    async def _consume(self) -> None:
-        consumer = self._consumer
-        lanes = self._lanes
-        full = self._full
-        poll_ms = int(self.poll_timeout * 1000)
-        busy_poll_ms = min(poll_ms, _BUSY_POLL_MS)
-        failures = 0
-        while True:
-            try:
-                if full:
-                    # Fetch only for partitions with room; the others' records stay in
-                    # aiokafka's buffer (one fetch response per partition at most).
-                    ready = [tp for tp in consumer.assignment() if tp not in full]
-                    if not ready:
-                        self._room.clear()
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(self.poll_timeout):
-                                await self._room.wait()
-                        continue
-                    batches = await consumer.getmany(
-                        *ready, timeout_ms=busy_poll_ms, max_records=self.max_batch_size
-                    )
-                else:
-                    batches = await consumer.getmany(
-                        timeout_ms=poll_ms, max_records=self.max_batch_size
-                    )
-                failures = 0
-            except ConsumerStoppedError:
-                return
-            except Exception as exc:
-                # Never let the consume loop die: back off and fetch again.
-                failures += 1
-                delay = min(0.1 * 2**failures, 5.0)
-                logger.error("Kafka fetch failed (%r); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+async def fetch(
+    consumer: Any,
+    lanes: Lanes,
+    running: Callable[[], bool],
+    *,
+    poll_timeout: float,
+    max_batch_size: int,
+) -> None:
+    """Fetch batches and hand them to ``lanes`` until the consumer stops or
+    ``running()`` turns false. A failing fetch is retried with backoff: this loop
+    never dies of one."""
+    poll_ms = int(poll_timeout * 1000)
+    busy_poll_ms = min(poll_ms, _BUSY_POLL_MS)
+    failures = 0
+    while True:
+        try:
+            ready = lanes.fetchable()
+            if ready is None:
+                batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_batch_size)
+            elif ready:
+                batches = await consumer.getmany(
+                    *ready, timeout_ms=busy_poll_ms, max_records=max_batch_size
+                )
+            else:
+                await lanes.wait_for_room(poll_timeout)
                 continue
-            if not self._running:
-                return
-            for tp, records in batches.items():
-                lane = lanes.get(tp)
-                if lane is None:
-                    lane = lanes[tp] = Lane(tp)
-                if not lane.fetched:
-                    # Pin where this member started, so that if it loses the partition
-                    # before finishing anything, the next owner starts here too.
-                    lane.fetched = True
-                    self._tracker.seed(tp, records[0].offset)
-                if lane.task is None and self._single:
-                    # One partition assigned: nothing could run beside it, so handle the
-                    # batch right here and save a task hop per batch.
-                    await self._inline(lane, records)
-                elif lane.task is None:
-                    lane.task = asyncio.create_task(self._drain(lane, records))
-                else:
-                    lane.backlog.append(records)
-                    if len(lane.backlog) >= self.max_pending_batches:
-                        full.add(tp)
+            failures = 0
+        except ConsumerStoppedError:
+            return
+        except Exception as exc:
+            failures += 1
+            delay = _FETCH_BACKOFF.delay(failures)
+            logger.error("Kafka fetch failed (%r); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+            continue
+        if not running():
+            return
+        await lanes.take(batches)
 
-    async def _inline(self, lane: Lane, records: list[Any]) -> None:
-        # A future stands for the batch, so revocation and stop can wait for it.
-        lane.task = done = asyncio.get_running_loop().create_future()
-        try:
-            await self._handle_batch(lane, records)
-        finally:
-            lane.task = None
-            if not done.done():
-                done.set_result(None)
 
-    async def _drain(self, lane: Lane, records: list[Any]) -> None:
-        """Handle ``records`` and every batch queued behind them, in order."""
-        try:
-            while True:
-                async with self._slots:
-                    await self._handle_batch(lane, records)
-                if not lane.open or not lane.backlog:
-                    return
-                records = lane.backlog.popleft()
-                if lane.tp in self._full:
-                    self._full.discard(lane.tp)
-                    self._room.set()
-        finally:
-            lane.task = None
+class Records:
+    """Runs a lane's batch through the handlers, record by record in offset order.
 
-    # -- handling --------------------------------------------------------------------
+    Every record takes the same path: a record is a request only when a message
+    handler serves its topic (or nothing does, for NestJS's no-handler reply) and it
+    carries the correlation headers; headers are looked at only then. Anything else is
+    an event for each event handler of the topic, in turn, each failure recovered
+    (retried, dead-lettered) before the next handler runs.
 
-    async def _handle_batch(self, lane: Lane, records: list[Any]) -> None:
-        tp = lane.tp
-        router = self._router
-        assert router is not None
-        events = router.find_events(tp.topic, NAME)
+    Args:
+        dispatcher: finds and runs the handlers.
+        recovery: what to do when an event handler fails.
+        replier: writes the replies of requests.
+        takes_bytes: handlers whose payload is typed ``bytes``: they get the record
+            value untouched (others get it by NestJS's parser rules, ``wire.payload``).
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        recovery: Recovery,
+        replier: Replier,
+        takes_bytes: frozenset[MessageHandler] = frozenset(),
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._recovery = recovery
+        self._replier = replier
+        self._takes_bytes = takes_bytes
+
+    def _decoder(self, handler: MessageHandler) -> Decoder:
+        return _raw if handler in self._takes_bytes else payload
+
+    async def handle(self, lane: Lane, records: list[Any]) -> int:
+        """Handle ``records`` (one partition's, in offset order); returns how many, from
+        the first, are finished (see ``lanes.BatchHandler``)."""
+        topic = lane.tp.topic
+        route = self._dispatcher.route(topic)
+        handlers = route.events or ((route.message,) if route.message is not None else ())
+        may_request = route.message is not None or not route.events
+        single = handlers[0] if len(handlers) == 1 else None
+        decode = self._decoder(single) if single is not None else payload
+        # A handler that reads no context never sees the Inbound, and nothing keeps it
+        # past the record: one serves the whole batch (building one per record costs a
+        # tenth of a small record's validation).
+        shared = Inbound(topic, None) if single is not None and not single.needs_context else None
+        call = self._dispatcher.call
+        recover = self._recovery.recover
         finished = 0  # records[:finished] are done
         try:
-            single = events[0] if len(events) == 1 else None
-            if single is not None:
-                # The hot path: one handler, records without headers. JSON values go to
-                # the validator as they are; a context is built only for a handler that
-                # asks for one.
-                call = single.call
-                decode = self._decoders.get(single, payload)
-                wants_context = single.needs_context
-                for record in records:
-                    if record.headers or not lane.open:
-                        break
-                    value = record.value
-                    ctx = KafkaContext(record) if wants_context else None
+            for record in records:
+                if not lane.open:
+                    break
+                if may_request:
+                    headers = record.headers
+                    info = request_info(headers) if headers else None
+                    if info is not None:
+                        await self._request(lane, record, info, route)
+                        finished += 1
+                        continue
+                if shared is None:
+                    inbound = Inbound(topic, None, None, record)
+                else:
+                    inbound = shared
+                    inbound.raw = record
+                if single is not None:
                     try:
-                        await call(
-                            value if value and value[0] in _JSON_FIRST else decode(value), ctx
+                        # JSON values go to the validator as they are.
+                        value = record.value
+                        inbound.payload = (
+                            value if value and value[0] in _JSON_FIRST else decode(value)
                         )
+                        await call(single, inbound)
                     except Exception as exc:
-                        if not await self._recover(lane, record, single, exc, ctx):
-                            return
-                    finished += 1
-            # Everything else (requests, headers, contexts, several handlers).
-            for record in records[finished:]:
-                if not lane.open or not await self._process(lane, record, events):
-                    return
+                        if not await recover(lane, inbound, single, exc):
+                            break
+                elif not await self._events(lane, inbound, handlers):
+                    break
                 finished += 1
         except Exception:
-            # A bug of ours, not a handler failure: replay from the unfinished record
-            # rather than let later commits skip it.
-            logger.exception("Kafka lane %s failed; replaying its unfinished records", tp)
-            lane.backlog.clear()
-            if lane.open:
-                with contextlib.suppress(KafkaError):
-                    self._consumer.seek(tp, records[finished].offset)
+            logger.exception("Kafka lane %s failed; replaying its unfinished records", lane.tp)
         finally:
             if lane.acks:
-                await self._settle(lane)
-            if finished and self._tracker.done(tp, records[finished - 1].offset + 1, finished):
-                self._commit_wanted.set()
+                await self._replier.settle(lane)
+        return finished
 
-    async def _process(self, lane: Lane, record: Any, events: tuple[MessageHandler, ...]) -> bool:
-        """Any record: requests, several handlers, contexts. False if interrupted."""
-        info = request_info(record.headers) if record.headers else None
-        if info is not None:
-            router = self._router
-            assert router is not None
-            handler = router.find_message(record.topic, NAME)
-            if handler is not None:
-                await self._serve_request(lane, record, handler, info)
-                return True
-            if not events:
-                await self._reply(lane, info, None, error=NO_HANDLER)
-                return True
-        if not events:
-            logger.warning("No Kafka handler for topic %r; record skipped", record.topic)
+    async def _events(
+        self, lane: Lane, inbound: Inbound, handlers: tuple[MessageHandler, ...]
+    ) -> bool:
+        """An event for several handlers (or none); False if the lane closed."""
+        if not handlers:
+            logger.warning("No Kafka handler for topic %r; record skipped", inbound.pattern)
             return True
-        ctx = KafkaContext(record) if any(h.needs_context for h in events) else None
-        for handler in events:
+        value = inbound.raw.value
+        for handler in handlers:
             try:
-                await handler.call(self._decoders.get(handler, payload)(record.value), ctx)
+                inbound.payload = self._decoder(handler)(value)
+                await self._dispatcher.call(handler, inbound)
             except Exception as exc:
-                if not await self._recover(lane, record, handler, exc, ctx):
+                if not await self._recovery.recover(lane, inbound, handler, exc):
                     return False
         return True
+
+    async def _request(self, lane: Lane, record: Any, info: RequestInfo, route: Route) -> None:
+        handler = route.message
+        inbound = Inbound(record.topic, None, None, record)
+        if handler is None:
+            outcome = await self._dispatcher.request(inbound, route)  # NOT_FOUND
+        else:
+            try:
+                inbound.payload = self._decoder(handler)(record.value)
+            except Exception as exc:  # text that is not UTF-8
+                outcome = Failure(error_payload(exc, where=handler.name))
+            else:
+                outcome = await self._dispatcher.request(inbound, route)
+        await self._replier.answer(lane, info, outcome)

@@ -1,9 +1,11 @@
 """Per-partition lanes and group membership: assignment, revocation and commits.
 
 A *lane* is one assigned partition: the task handling its batch in offset order and the
-batches fetched for it that wait their turn. Each lane's progress is a watermark in the
-``OffsetTracker``; ``Partitions._committer`` commits watermarks, and a revoked partition's
-progress is committed before it is given up.
+batches fetched for it that wait their turn. ``Lanes`` owns every lane, the
+``OffsetTracker`` of their progress, the commits of it, and the rebalance listener: a
+revoked partition's progress is committed before it is given up. What a batch means is
+not its business: it is given a ``handle(lane, records)`` that says how many records it
+finished.
 """
 
 from __future__ import annotations
@@ -12,18 +14,29 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from aiokafka.errors import CommitFailedError, KafkaError  # type: ignore[import-untyped]
 
+from framework.exceptions import ConfigurationError
+from framework.transports.kafka.admin import finish_tasks
 from framework.transports.kafka.offsets import OffsetTracker
 
 logger = logging.getLogger("framework.kafka")
 
+BatchHandler = Callable[["Lane", list[Any]], Awaitable[int]]
+"""Handles a lane's batch in offset order; returns how many records, from the first,
+are finished (fewer than all only when the lane closed or a bug stopped the batch)."""
+
 
 class Lane:
-    """One assigned partition: its running batch task and the batches waiting for it."""
+    """One assigned partition: its running batch task and the batches waiting for it.
+
+    ``acks`` holds the broker acks of replies sent for the batch in hand (awaited
+    together when it ends).
+    """
 
     __slots__ = ("acks", "backlog", "closed", "fetched", "open", "task", "tp")
 
@@ -54,110 +67,232 @@ class Lane:
         return False
 
 
-class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, transport: Partitions) -> None:
-        self.transport = transport
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, lanes: Lanes) -> None:
+        self.lanes = lanes
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.transport._on_revoked(set(revoked))
+        await self.lanes.revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.transport._on_assigned(set(assigned))
+        self.lanes.assigned(set(assigned))
 
 
-class Partitions:
-    """``KafkaTransport``'s group membership, lane tasks and watermark commits."""
+class Lanes:
+    """Every assigned partition's lane, their watermarks and the commits of them.
 
-    start_timeout: float
-    shutdown_timeout: float
-    commit_interval: float
-    commit_timeout: float
-    _consumer: Any
-    _lanes: dict[Any, Lane]
-    _tracker: OffsetTracker[Any]
-    _tasks: set[asyncio.Task[Any]]
-    _serving: asyncio.Event
-    _single: bool
-    _full: set[Any]
-    _room: asyncio.Event
-    _commit_wanted: asyncio.Event
-    _commit_lock: asyncio.Lock
+    Args:
+        consumer: the group's ``AIOKafkaConsumer`` (``assignment``, ``position``,
+            ``seek``, ``commit`` are used).
+        handle: runs one batch of a lane (see ``BatchHandler``).
+        commit_every: finished records after which offsets are committed.
+        commit_interval: seconds between commits of pending progress.
+        commit_timeout: seconds one commit may take before it is retried later.
+        max_concurrency: partition batches handled at the same time.
+        max_pending_batches: fetched batches waiting per partition before the partition
+            is not fetched from.
+        shutdown_timeout: seconds a revocation or ``close`` waits for running batches
+            before cancelling them.
+        start_timeout: seconds the positions of newly assigned partitions may take.
+
+    Raises:
+        ConfigurationError: a limit below 1, or a non-positive interval.
+    """
+
+    def __init__(
+        self,
+        consumer: Any,
+        handle: BatchHandler,
+        *,
+        commit_every: int = 1000,
+        commit_interval: float = 1.0,
+        commit_timeout: float = 10.0,
+        max_concurrency: int = 64,
+        max_pending_batches: int = 2,
+        shutdown_timeout: float = 30.0,
+        start_timeout: float = 30.0,
+    ) -> None:
+        if max_concurrency < 1 or max_pending_batches < 1:
+            raise ConfigurationError("max_concurrency and max_pending_batches must be at least 1")
+        if commit_interval <= 0:
+            raise ConfigurationError(f"commit_interval must be positive, not {commit_interval}")
+        self._consumer = consumer
+        self._handle = handle
+        self.tracker: OffsetTracker[Any] = OffsetTracker(commit_every=commit_every)
+        self.commit_interval = commit_interval
+        self.commit_timeout = commit_timeout
+        self.max_pending_batches = max_pending_batches
+        self.shutdown_timeout = shutdown_timeout
+        self.start_timeout = start_timeout
+        self.ready = asyncio.Event()
+        """Set once the first assignment's positions are known."""
+        self._lanes: dict[Any, Lane] = {}
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._full: set[Any] = set()
+        self._room = asyncio.Event()
+        self._single = False
+        self._commit_wanted = asyncio.Event()
+        self._commit_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def listener(self) -> ConsumerRebalanceListener:
+        """The rebalance listener to subscribe with."""
+        return _Listener(self)
+
+    # -- fetched batches -------------------------------------------------------------
+
+    def fetchable(self) -> list[Any] | None:
+        """The partitions to fetch for, or ``None`` for all: partitions with
+        ``max_pending_batches`` batches waiting are left out (their next records stay
+        in aiokafka's buffer)."""
+        if not self._full:
+            return None
+        return [tp for tp in self._consumer.assignment() if tp not in self._full]
+
+    async def wait_for_room(self, timeout: float) -> None:
+        """Wait until a full partition made room (or ``timeout`` seconds)."""
+        self._room.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._room.wait()
+
+    async def take(self, batches: Mapping[Any, list[Any]]) -> None:
+        """Hand each partition's fetched batch to its lane (``getmany``'s result)."""
+        lanes = self._lanes
+        for tp, records in batches.items():
+            lane = lanes.get(tp)
+            if lane is None:
+                lane = lanes[tp] = Lane(tp)
+            if not lane.fetched:
+                # Pin where this member started, so that if it loses the partition
+                # before finishing anything, the next owner starts here too.
+                lane.fetched = True
+                self.tracker.seed(tp, records[0].offset)
+            if lane.task is None and self._single:
+                # One partition assigned: nothing could run beside it, so handle the
+                # batch in the caller's task and save a task hop per batch.
+                await self._inline(lane, records)
+            elif lane.task is None:
+                lane.task = asyncio.create_task(self._drain(lane, records))
+            else:
+                lane.backlog.append(records)
+                if len(lane.backlog) >= self.max_pending_batches:
+                    self._full.add(tp)
+
+    async def _inline(self, lane: Lane, records: list[Any]) -> None:
+        # A future stands for the batch, so revocation and close can wait for it.
+        lane.task = done = asyncio.get_running_loop().create_future()
+        try:
+            await self._run(lane, records)
+        finally:
+            lane.task = None
+            if not done.done():
+                done.set_result(None)
+
+    async def _drain(self, lane: Lane, records: list[Any]) -> None:
+        """Handle ``records`` and every batch queued behind them, in order."""
+        try:
+            while True:
+                async with self._slots:
+                    await self._run(lane, records)
+                if not lane.open or not lane.backlog:
+                    return
+                records = lane.backlog.popleft()
+                if lane.tp in self._full:
+                    self._full.discard(lane.tp)
+                    self._room.set()
+        finally:
+            lane.task = None
+
+    async def _run(self, lane: Lane, records: list[Any]) -> None:
+        finished = await self._handle(lane, records)
+        if finished < len(records) and lane.open:
+            # A bug of ours stopped the batch, not a handler failure: replay from the
+            # unfinished record rather than let later commits skip it.
+            lane.backlog.clear()
+            with contextlib.suppress(KafkaError):
+                self._consumer.seek(lane.tp, records[finished].offset)
+        if finished and self.tracker.done(lane.tp, records[finished - 1].offset + 1, finished):
+            self._commit_wanted.set()
 
     # -- group membership ------------------------------------------------------------
 
-    def _on_assigned(self, assigned: set[Any]) -> None:
-        self._single = len(assigned) == 1
-        for tp in assigned:
+    def assigned(self, partitions: set[Any]) -> None:
+        """Open lanes for newly assigned partitions and pin their positions."""
+        self._single = len(partitions) == 1
+        for tp in partitions:
             if tp not in self._lanes:
                 self._lanes[tp] = Lane(tp)
-        self._spawn(self._seed(assigned))
+        task = asyncio.create_task(self._seed(partitions))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _seed(self, assigned: set[Any]) -> None:
+    async def _seed(self, partitions: set[Any]) -> None:
         """Pin each new partition's starting position (committed with the next commit),
         so a later owner never skips records this member was about to fetch (with
         ``auto_offset_reset="latest"``, a partition without a committed offset would
         otherwise start wherever its end is when the next owner looks)."""
-        consumer = self._consumer
         try:
             async with asyncio.timeout(self.start_timeout):
-                for tp in assigned:
+                for tp in partitions:
                     with contextlib.suppress(KafkaError):
-                        position = await consumer.position(tp)
+                        position = await self._consumer.position(tp)
                         lane = self._lanes.get(tp)
                         # Once records were fetched, the position is past unfinished
                         # ones: the first batch pinned the start instead.
                         if lane is not None and not lane.fetched:
-                            self._tracker.seed(tp, position)
+                            self.tracker.seed(tp, position)
         except TimeoutError:
-            logger.warning("Kafka positions of %s not known within the start timeout", assigned)
-        self._serving.set()
+            logger.warning("Kafka positions of %s not known within the start timeout", partitions)
+        self.ready.set()
 
-    async def _on_revoked(self, revoked: set[Any]) -> None:
+    async def revoked(self, partitions: set[Any]) -> None:
+        """Stop the revoked partitions' lanes after the record in hand, then commit
+        their progress and forget it (it belongs to the next owner)."""
         self._single = False
-        lanes = [self._lanes.pop(tp) for tp in revoked if tp in self._lanes]
+        lanes = [self._lanes.pop(tp) for tp in partitions if tp in self._lanes]
         for lane in lanes:
             lane.close()
-        self._full.difference_update(revoked)
+        self._full.difference_update(partitions)
         self._room.set()
-        await self._finish([lane.task for lane in lanes if lane.task is not None])
-        if revoked:
-            await self._commit(revoked)
-            self._tracker.forget(revoked)
+        await finish_tasks(
+            [lane.task for lane in lanes if lane.task is not None], self.shutdown_timeout
+        )
+        if partitions:
+            await self.commit(partitions)
+            self.tracker.forget(partitions)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _finish(self, tasks: list[asyncio.Future[Any]], limit: float | None = None) -> None:
-        """Wait for ``tasks`` up to ``limit`` (the shutdown timeout), then cancel the rest."""
-        if not tasks:
-            return
-        limit = self.shutdown_timeout if limit is None else limit
-        _, pending = await asyncio.wait(tasks, timeout=limit) if limit > 0 else ((), tasks)
-        for task in pending:
-            task.cancel()
-        if pending:
-            logger.warning("Cancelled %d Kafka handler task(s) still running", len(pending))
-            await asyncio.gather(*pending, return_exceptions=True)
+    async def close(self) -> None:
+        """Stop every lane after the record in hand (up to ``shutdown_timeout``, then
+        cancelled), and the positions lookups still running."""
+        lanes = list(self._lanes.values())
+        for lane in lanes:
+            lane.close()
+        self._room.set()
+        await finish_tasks(
+            [lane.task for lane in lanes if lane.task is not None], self.shutdown_timeout
+        )
+        await finish_tasks(list(self._tasks), 0)
+        self._lanes.clear()
 
     # -- commits ---------------------------------------------------------------------
 
-    async def _committer(self) -> None:
+    async def committer(self) -> None:
+        """Commit watermarks every ``commit_every`` records or ``commit_interval``
+        seconds, until cancelled."""
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.commit_interval):
                     await self._commit_wanted.wait()
             self._commit_wanted.clear()
-            await self._commit()
+            await self.commit()
 
-    async def _commit(self, partitions: set[Any] | None = None) -> None:
+    async def commit(self, partitions: set[Any] | None = None) -> None:
+        """Commit the pending watermarks (all, or of ``partitions``) that are still
+        assigned; a failed commit keeps them for the next one."""
         consumer = self._consumer
-        if consumer is None:
-            return
         async with self._commit_lock:
-            now = asyncio.get_running_loop().time()
-            offsets = self._tracker.take(now, partitions)
+            offsets = self.tracker.take(partitions)
             assigned = consumer.assignment()
             offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
             if not offsets:
@@ -172,5 +307,16 @@ class Partitions:
                     exc,
                 )
             except (KafkaError, TimeoutError) as exc:
-                self._tracker.restore(offsets)
+                self.tracker.restore(offsets)
                 logger.warning("Kafka commit failed (%r); will retry", exc)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet handled per assigned partition (see ``KafkaTransport.lag``)."""
+        consumer = self._consumer
+        found = {}
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            done = self.tracker.watermark(tp)
+            if high is not None and done is not None:
+                found[(tp.topic, tp.partition)] = max(high - done, 0)
+        return found

@@ -1,10 +1,10 @@
-"""Which offsets to commit, and when. Pure bookkeeping, no I/O, no clock of its own.
+"""Which offsets to commit. Pure bookkeeping, no I/O, no clock.
 
 Records of one partition finish in offset order, so a partition's watermark (the offset
 Kafka should resume from) is the offset after the last finished record. The tracker
-keeps the watermark of every partition with uncommitted progress and says when a
-commit is due: after ``commit_every`` finished records or ``commit_interval`` seconds,
-whichever comes first. Offsets never move backwards, even when a failed commit is put
+keeps the watermark of every partition with uncommitted progress and says when a commit
+is due by count (after ``commit_every`` finished records; the caller's timer covers
+``commit_interval``). Offsets never move backwards, even when a failed commit is put
 back after newer progress.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Generic, TypeVar
+
+from framework.exceptions import ConfigurationError
 
 K = TypeVar("K", bound=Hashable)
 
@@ -21,30 +23,20 @@ class OffsetTracker(Generic[K]):
 
     Args:
         commit_every: finished records after which a commit is due.
-        commit_interval: seconds after the last commit when pending progress is due.
-        now: the current time in seconds (the caller's monotonic clock).
+
+    Raises:
+        ConfigurationError: ``commit_every`` is below 1.
     """
 
-    __slots__ = (
-        "_committed",
-        "_counts",
-        "_last_commit",
-        "_pending",
-        "commit_every",
-        "commit_interval",
-    )
+    __slots__ = ("_committed", "_counts", "_pending", "commit_every")
 
-    def __init__(self, *, commit_every: int, commit_interval: float, now: float = 0.0) -> None:
+    def __init__(self, *, commit_every: int) -> None:
         if commit_every < 1:
-            raise ValueError("commit_every must be at least 1")
-        if commit_interval <= 0:
-            raise ValueError("commit_interval must be positive")
+            raise ConfigurationError(f"commit_every must be at least 1 record, not {commit_every}")
         self.commit_every = commit_every
-        self.commit_interval = commit_interval
         self._pending: dict[K, int] = {}
         self._counts: dict[K, int] = {}
         self._committed: dict[K, int] = {}
-        self._last_commit = now
 
     def done(self, partition: K, next_offset: int, count: int = 1) -> bool:
         """Record that every record before ``next_offset`` is finished.
@@ -70,20 +62,11 @@ class OffsetTracker(Generic[K]):
         """Finished records not yet committed."""
         return sum(self._counts.values())
 
-    def due(self, now: float) -> bool:
-        """True when pending progress should be committed."""
-        if not self._pending:
-            return False
-        return (
-            self.uncommitted >= self.commit_every or now - self._last_commit >= self.commit_interval
-        )
-
-    def take(self, now: float, partitions: Iterable[K] | None = None) -> dict[K, int]:
+    def take(self, partitions: Iterable[K] | None = None) -> dict[K, int]:
         """The offsets to commit (all, or only ``partitions``), now marked committed."""
         if partitions is None:
             taken, self._pending = self._pending, {}
             self._counts.clear()
-            self._last_commit = now
         else:
             taken = {}
             for p in partitions:
@@ -107,10 +90,6 @@ class OffsetTracker(Generic[K]):
             self._pending.pop(p, None)
             self._counts.pop(p, None)
             self._committed.pop(p, None)
-
-    def pending(self) -> dict[K, int]:
-        """A copy of the uncommitted watermarks."""
-        return dict(self._pending)
 
     def watermark(self, partition: K) -> int | None:
         """The offset after the last finished record (committed or not), if known."""

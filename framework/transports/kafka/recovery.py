@@ -4,54 +4,78 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
+from framework.backoff import Backoff
 from framework.exceptions import TransportError
+from framework.messaging.dispatch import Dispatcher, Inbound
 from framework.messaging.router import MessageHandler
-from framework.transports.base import TransportHost
 from framework.transports.kafka.admin import TopicCreator
-from framework.transports.kafka.context import KafkaContext
 from framework.transports.kafka.lanes import Lane
 from framework.transports.kafka.retry import RetryPolicy, is_poison
-from framework.transports.kafka.wire import dead_letter_headers, payload
+from framework.transports.kafka.wire import dead_letter_headers
 
 logger = logging.getLogger("framework.kafka")
 
+_MIN_DEAD_LETTER_WAIT = 0.05
+"""Seconds before re-sending a dead letter the broker refused, at least."""
+
+
+def _ignore(handler: MessageHandler) -> None:
+    return None
+
 
 class Recovery:
-    """``KafkaTransport``'s answer to a failed handler: retry, then dead-letter."""
+    """The answer to a failed event handler: retry it with backoff, then dead-letter.
 
-    policy: RetryPolicy
-    dlq_suffix: str
-    create_topics: bool
-    host: TransportHost  # KafkaTransport's: events name self (the transport) as their source
-    _producer: Any
-    _topics: TopicCreator | None
-    _policies: dict[MessageHandler, RetryPolicy]
-    _decoders: dict[MessageHandler, Callable[[bytes | None], Any]]
+    Args:
+        dispatcher: runs the handler again (``Dispatcher.call``).
+        producer: writes dead letters (an ``AIOKafkaProducer``: ``send`` is used).
+        policy: the transport's retry policy; ``policies`` overrides it per handler.
+        dlq_suffix: the dead-letter topic is ``<topic><dlq_suffix>`` unless the
+            handler's policy names one.
+        topics: creates dead-letter topics before the first write (``None``: never).
+        retried: told before each retry of a handler.
+        gave_up: told when a record is given up (dead-lettered or dropped).
+    """
 
-    async def _recover(
+    def __init__(
         self,
-        lane: Lane,
-        record: Any,
-        handler: MessageHandler,
-        exc: Exception,
-        ctx: KafkaContext | None,
+        dispatcher: Dispatcher,
+        producer: Any,
+        *,
+        policy: RetryPolicy,
+        policies: Mapping[MessageHandler, RetryPolicy] | None = None,
+        dlq_suffix: str = ".dlq",
+        topics: TopicCreator | None = None,
+        retried: Callable[[MessageHandler], None] = _ignore,
+        gave_up: Callable[[MessageHandler], None] = _ignore,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._producer = producer
+        self.policy = policy
+        self._policies = dict(policies or {})
+        self.dlq_suffix = dlq_suffix
+        self._topics = topics
+        self._retried = retried
+        self._gave_up = gave_up
+
+    async def recover(
+        self, lane: Lane, inbound: Inbound, handler: MessageHandler, exc: Exception
     ) -> bool:
-        """Retry a failed handler with backoff, then dead-letter the record.
+        """Retry ``handler`` on ``inbound`` (a record, its payload decoded for this
+        handler) with backoff, then dead-letter the record.
 
         Returns:
             False if the lane closed first (the record stays unfinished).
         """
+        record = inbound.raw
         policy = self._policies.get(handler, self.policy)
         attempts = 1
         if not is_poison(exc):
-            decode = self._decoders.get(handler, payload)
-            if ctx is None and handler.needs_context:
-                ctx = KafkaContext(record)
             while attempts <= policy.max_retries:
                 delay = policy.delay(attempts)
                 logger.warning(
@@ -68,17 +92,17 @@ class Recovery:
                 if not await lane.sleep(delay):
                     return False
                 attempts += 1
-                self.host.events.retried(self, handler)  # type: ignore[arg-type]
+                self._retried(handler)
                 try:
-                    await handler.call(decode(record.value), ctx)
+                    await self._dispatcher.call(handler, inbound)
                     return True
                 except Exception as again:
                     exc = again
                     if is_poison(again):
                         break
-        return await self._dead_letter(lane, record, handler, exc, attempts, policy)
+        return await self.dead_letter(lane, record, handler, exc, attempts, policy)
 
-    async def _dead_letter(
+    async def dead_letter(
         self,
         lane: Lane,
         record: Any,
@@ -87,6 +111,12 @@ class Recovery:
         attempts: int,
         policy: RetryPolicy,
     ) -> bool:
+        """Write ``record`` to its dead-letter topic, retrying with backoff while the
+        broker's error is retriable.
+
+        Returns:
+            False if the lane closed first (the record stays unfinished).
+        """
         topic = policy.dead_letter_topic(record.topic, self.dlq_suffix)
         logger.error(
             "%s gave up on %s[%d]@%d after %d attempt(s): %r; %s",
@@ -98,7 +128,7 @@ class Recovery:
             exc,
             f"sending it to {topic!r}" if topic else "record dropped (dlq=False)",
         )
-        self.host.events.dead_lettered(self, handler)  # type: ignore[arg-type]
+        self._gave_up(handler)
         if topic is None:
             return True
         headers = dead_letter_headers(
@@ -111,10 +141,12 @@ class Recovery:
             attempts=attempts,
             handler=handler.name,
         )
-        delay = max(policy.retry_backoff, 0.05)
+        initial = max(policy.retry_backoff, _MIN_DEAD_LETTER_WAIT)
+        backoff = Backoff(initial, max(policy.retry_backoff_max, initial), jitter=policy.jitter)
+        failures = 0
         while True:
             try:
-                if self.create_topics and self._topics is not None:
+                if self._topics is not None:
                     with contextlib.suppress(TransportError):
                         await self._topics.ensure([topic])
                 # aiokafka refuses a record without key and value; Kafka does not.
@@ -127,6 +159,6 @@ class Recovery:
                     logger.error("Cannot dead-letter %s@%d: %r; dropped", topic, record.offset, err)
                     return True
                 logger.warning("Dead-lettering to %s failed (%r); retrying", topic, err)
-            if not await lane.sleep(delay):
+            failures += 1
+            if not await lane.sleep(backoff.delay(failures)):
                 return False
-            delay = min(delay * 2, max(policy.retry_backoff_max, delay))

@@ -14,6 +14,7 @@ from aiokafka import (  # type: ignore[import-untyped]
 )
 from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
 
+from framework.backoff import Backoff
 from framework.exceptions import TransportError
 from framework.transports.base import Deliver, PublishRelay
 from framework.transports.kafka.admin import (
@@ -27,6 +28,9 @@ from framework.transports.kafka.wire import header
 logger = logging.getLogger("framework.kafka")
 
 PATTERN_HEADER = "framework_pattern"
+
+_READ_BACKOFF = Backoff(0.2, 5.0)
+"""Waits between failed fetches of the broadcast topic."""
 
 
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -117,14 +121,18 @@ class KafkaRelay(PublishRelay):
 
     async def _read(self, deliver: Deliver) -> None:
         consumer = self._consumer
+        failures = 0
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=1000)
+                failures = 0
             except ConsumerStoppedError:
                 return
             except Exception as exc:
-                logger.error("Kafka relay fetch failed (%r); retrying", exc)
-                await asyncio.sleep(1.0)
+                failures += 1
+                delay = _READ_BACKOFF.delay(failures)
+                logger.error("Kafka relay fetch failed (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
                 continue
             for tp, records in batches.items():
                 for record in records:

@@ -1,52 +1,79 @@
-"""Requests served from Kafka: replies, error replies and streamed replies."""
+"""Requests served from Kafka: reply records, error replies and streamed replies.
+
+``Replier`` turns a request's outcome (``Dispatcher.request``) into reply records as
+NestJS clients expect them (``wire.py`` has the rules): a value is one record marked
+is-disposed; an error is one record with ``kafka_nest-err``; a stream is driven by
+``streams.drive`` in a task of its own, one record per item, the last one marked.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import deque
 from typing import Any
 
-from framework.messaging.errors import error_payload
-from framework.messaging.router import MessageHandler
-from framework.transports.kafka.context import KafkaContext
+from framework.messaging.codecs import encode
+from framework.messaging.dispatch import Failure, Outcome, Reply, Stream
+from framework.messaging.streams import drive
+from framework.transports.kafka.admin import finish_tasks
 from framework.transports.kafka.lanes import Lane
-from framework.transports.kafka.wire import RequestInfo, encode_value, payload, reply_headers
+from framework.transports.kafka.wire import NO_HANDLER, RequestInfo, json_value, reply_headers
 
 logger = logging.getLogger("framework.kafka")
 
+SHUTTING_DOWN = {"status": "error", "message": "The service is shutting down"}
+"""The error reply of a stream cut short by ``stop`` (or a revocation)."""
 
-class Replies:
-    """``KafkaTransport``'s request/reply side, as NestJS clients expect it."""
+MAX_UNACKED = 64
+"""Records of one stream sent but not yet acknowledged; the stream waits beyond it."""
 
-    stream_end_wait: float
-    _producer: Any
-    _decoders: dict[MessageHandler, Callable[[bytes | None], Any]]
-    _streams: set[asyncio.Task[None]]
-    _stream_slots: asyncio.Semaphore
 
-    async def _serve_request(
-        self, lane: Lane, record: Any, handler: MessageHandler, info: RequestInfo
-    ) -> None:
-        ctx = KafkaContext(record) if handler.needs_context else None
-        try:
-            result = await handler.call(self._decoders.get(handler, payload)(record.value), ctx)
-            if hasattr(result, "__aiter__"):
-                # Streams may run for long: keep replying in the background, so the
-                # partition moves on (as NestJS does after the first item).
-                await self._stream_slots.acquire()
-                task = asyncio.create_task(self._stream(result, info, handler))
-                self._streams.add(task)
-                task.add_done_callback(self._streams.discard)
-                return
-            value = encode_value(result)
-        except Exception as exc:
-            await self._reply(lane, info, None, error=error_payload(exc, where=handler.name))
-            return
-        await self._reply(lane, info, value, disposed=True)
+class Replier:
+    """Writes the replies of requests.
 
-    async def _reply(
+    Args:
+        producer: an ``AIOKafkaProducer`` (``send`` is used).
+        max_streams: streamed replies running at once; ``answer`` waits for a slot
+            (and so holds its partition) when they all run.
+        stream_end_wait: seconds a stream item is held back waiting for the next one,
+            so the last item can carry the end mark.
+    """
+
+    def __init__(self, producer: Any, *, max_streams: int = 1000, stream_end_wait: float = 0.01):
+        self._producer = producer
+        self.stream_end_wait = stream_end_wait
+        self._slots = asyncio.Semaphore(max_streams)
+        self._streams: set[asyncio.Task[None]] = set()
+
+    @property
+    def streams(self) -> int:
+        """Streamed replies running."""
+        return len(self._streams)
+
+    async def answer(self, lane: Lane, info: RequestInfo, outcome: Outcome) -> None:
+        """Reply to a request with its outcome. A single reply's ack joins the lane's
+        (``settle``); a stream keeps replying in the background."""
+        cls = outcome.__class__
+        if cls is Reply:
+            assert isinstance(outcome, Reply)
+            await self.send(lane, info, json_value(outcome.data))
+        elif cls is Stream:
+            assert isinstance(outcome, Stream)
+            # Streams may run for long: keep replying in the background, so the
+            # partition moves on (as NestJS does after the first item).
+            await self._slots.acquire()
+            task = asyncio.create_task(self._stream(outcome, info))
+            self._streams.add(task)
+            task.add_done_callback(self._streams.discard)
+        elif cls is Failure:
+            assert isinstance(outcome, Failure)
+            await self.send(lane, info, None, error=outcome.payload)
+        else:  # NOT_FOUND
+            await self.send(lane, info, None, error=NO_HANDLER)
+
+    async def send(
         self,
         lane: Lane | None,
         info: RequestInfo,
@@ -56,7 +83,8 @@ class Replies:
         error: Any = None,
         no_value: bool = False,
     ) -> asyncio.Future[Any] | None:
-        """Queue one reply record; its broker ack is awaited with the lane's batch."""
+        """Queue one reply record; returns its broker ack (``None`` if it could not be
+        queued, logged). With a ``lane``, the ack is awaited with the lane's batch."""
         headers = reply_headers(
             info.correlation_id,
             disposed=disposed or error is not None,
@@ -76,75 +104,75 @@ class Replies:
             lane.acks.append(ack)
         return ack
 
-    async def _settle(self, lane: Lane) -> None:
+    async def settle(self, lane: Lane) -> None:
+        """Wait for the acks of the replies sent for ``lane``'s batch."""
         acks, lane.acks = lane.acks, []
-        for result in await asyncio.gather(*acks, return_exceptions=True):
-            if isinstance(result, BaseException):
-                logger.error("A Kafka reply was not delivered: %r", result)
+        await _settle(acks)
 
-    async def _stream(
-        self, iterator: AsyncIterator[Any], info: RequestInfo, handler: MessageHandler
-    ) -> None:
-        acks: list[asyncio.Future[Any] | None] = []
-
-        async def send(value: Any, *, disposed: bool, no_value: bool = False) -> None:
-            data = None if no_value else encode_value(value)
-            acks.append(await self._reply(None, info, data, disposed=disposed, no_value=no_value))
-
+    async def _stream(self, outcome: Stream, info: RequestInfo) -> None:
+        respond = _StreamReply(self, info)
         try:
-            await self._run_stream(iterator, send)
+            await drive(
+                outcome.source,
+                respond,
+                where=outcome.handler.name,
+                encoder=encode,
+                merge_last=self.stream_end_wait,
+            )
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                error = {"status": "error", "message": "The service is shutting down"}
-                await self._reply(None, info, None, error=error)
+                await respond.error(SHUTTING_DOWN)
             raise
-        except Exception as exc:
-            await self._reply(None, info, None, error=error_payload(exc, where=handler.name))
         finally:
-            self._stream_slots.release()
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-            pending = [a for a in acks if a is not None]
-            for result in await asyncio.gather(*pending, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    logger.error("A Kafka stream reply was not delivered: %r", result)
+            self._slots.release()
+            await respond.flush()
 
-    async def _run_stream(self, iterator: AsyncIterator[Any], send: Any) -> None:
-        """Send every item; the last one carries is-disposed when it comes quickly."""
+    async def stop(self, timeout: float) -> None:
+        """Let running streams end for up to ``timeout`` seconds, then cancel them
+        (each gets a shutting-down error reply)."""
+        await finish_tasks(list(self._streams), timeout)
 
-        async def next_item() -> Any:
-            return await anext(iterator)
 
-        try:
-            item = await next_item()
-        except StopAsyncIteration:
-            await send(None, disposed=True, no_value=True)
-            return
-        while True:
-            upcoming = asyncio.ensure_future(next_item())
-            sent = False
-            try:
-                done, _ = await asyncio.wait({upcoming}, timeout=self.stream_end_wait)
-                if not done:
-                    # A live stream: do not hold its item back any longer.
-                    await send(item, disposed=False)
-                    sent = True
-                try:
-                    following = await upcoming
-                except StopAsyncIteration:
-                    if sent:
-                        await send(None, disposed=True, no_value=True)
-                    else:
-                        await send(item, disposed=True)
-                    return
-            except BaseException:
-                upcoming.cancel()
-                if not sent:
-                    with contextlib.suppress(Exception):
-                        await send(item, disposed=False)
-                raise
-            if not sent:
-                await send(item, disposed=False)
-            item = following
+class _StreamReply:
+    """The ``Respond`` of one streamed reply: a record per item, the end mark on the
+    last one (or on a record of its own), an error record."""
+
+    __slots__ = ("_acks", "_info", "_replier")
+
+    def __init__(self, replier: Replier, info: RequestInfo) -> None:
+        self._replier = replier
+        self._info = info
+        self._acks: deque[asyncio.Future[Any]] = deque()
+
+    async def _send(self, value: bytes | None, **flags: Any) -> bool:
+        ack = await self._replier.send(None, self._info, value, **flags)
+        if ack is None:
+            return False  # the producer refused (logged): stop the stream
+        self._acks.append(ack)
+        if len(self._acks) > MAX_UNACKED:
+            await _settle([self._acks.popleft()])
+        return True
+
+    async def item(self, data: bytes) -> bool:
+        return await self._send(json_value(data), disposed=False)
+
+    async def end(self, last: bytes | None) -> None:
+        if last is None:
+            await self._send(None, disposed=True, no_value=True)
+        else:
+            await self._send(json_value(last), disposed=True)
+
+    async def error(self, payload: dict[str, Any]) -> None:
+        await self._send(None, error=payload)
+
+    async def flush(self) -> None:
+        acks, self._acks = list(self._acks), deque()
+        await _settle(acks, what="stream reply")
+
+
+async def _settle(acks: list[asyncio.Future[Any]], what: str = "reply") -> None:
+    if not acks:
+        return
+    for result in await asyncio.gather(*acks, return_exceptions=True):
+        if isinstance(result, BaseException):
+            logger.error("A Kafka %s was not delivered: %r", what, result)

@@ -8,11 +8,12 @@ the transport's keyword arguments are the defaults.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from framework.backoff import Backoff
 from framework.exceptions import ConfigurationError
 
 EXTRAS = frozenset({"max_retries", "retry_backoff", "retry_backoff_max", "dlq"})
@@ -29,12 +30,17 @@ class RetryPolicy:
         retry_backoff_max: ceiling of the wait between retries, in seconds.
         dlq: the dead-letter topic; ``None`` means ``<topic><dlq_suffix>``; ``False``
             drops the record after logging it.
+        jitter: fraction of each wait taken off at random (``framework.backoff``);
+            0 makes the waits exact.
     """
 
     max_retries: int = 3
     retry_backoff: float = 0.2
     retry_backoff_max: float = 5.0
     dlq: str | bool | None = None
+    jitter: float = 0.1
+    backoff: Backoff = field(init=False, repr=False, compare=False)
+    """The retry waits: ``retry_backoff`` doubling up to ``retry_backoff_max``."""
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
@@ -43,10 +49,12 @@ class RetryPolicy:
             raise ConfigurationError("retry_backoff and retry_backoff_max must be 0 or more")
         if self.dlq is True or self.dlq == "":
             raise ConfigurationError("dlq is a topic name, None (the default topic) or False")
+        backoff = Backoff(self.retry_backoff, self.retry_backoff_max, jitter=self.jitter)
+        object.__setattr__(self, "backoff", backoff)
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
-        return float(min(self.retry_backoff * 2 ** (retry - 1), self.retry_backoff_max))
+        return self.backoff.delay(retry)
 
     def dead_letter_topic(self, topic: str, suffix: str) -> str | None:
         """Where a record of ``topic`` goes when it gives up, or ``None`` to drop it."""
@@ -72,6 +80,7 @@ class RetryPolicy:
             "retry_backoff": self.retry_backoff,
             "retry_backoff_max": self.retry_backoff_max,
             "dlq": self.dlq,
+            "jitter": self.jitter,
         }
 
 

@@ -13,19 +13,19 @@ How records flow (see docs/transports/kafka.md for the user-facing story):
   record becomes the partition's watermark; a committer task commits watermarks every
   ``commit_every`` records or ``commit_interval`` seconds, and the rebalance listener
   commits revoked partitions before giving them up.
-- An event handler that raises is retried with backoff, then the record goes to the
-  dead-letter topic with Spring/NestJS ``kafka_dlt-*`` headers, then the partition moves
+- An event handler that raises is retried with jittered backoff, then the record goes to
+  the dead-letter topic with Spring/NestJS ``kafka_dlt-*`` headers, then the partition moves
   on. A record that does not decode or validate goes to the dead-letter topic at once.
 - A request (``kafka_correlationId`` + ``kafka_replyTopic``) gets its reply or error
   reply as NestJS would send it; a stream result keeps replying from a background task
   (at most ``max_streams``) while the partition moves on.
 
-Where the code is: this module holds the public surface, start and stop;
-``KafkaTransport`` inherits the rest from small mixins, one concept each:
-``consume.py`` (the fetch loop and per-record handling), ``lanes.py`` (lanes, group
-membership, commits), ``recovery.py`` (retries, dead letters) and ``replies.py``
-(replies and streams). The mixins only declare the attributes they use; ``__init__`` and
-``_reset`` here set them.
+Where the code is: this module holds the public surface, start and stop, and builds
+the objects that do the work, each owning its state and given only what it needs:
+``Lanes`` (``lanes.py``: partition lanes, their offset tracker, commits, rebalances),
+``Records`` (``consume.py``: the one path of every record through the ``Dispatcher``,
+plus the fetch loop feeding the lanes), ``Recovery`` (``recovery.py``: retries with
+backoff, dead letters) and ``Replier`` (``replies.py``: reply records and streams).
 """
 
 from __future__ import annotations
@@ -34,22 +34,29 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
-from framework.exceptions import TransportError
+from framework.exceptions import ConfigurationError, TransportError
+from framework.messaging.dispatch import Dispatcher, Inbound
 from framework.messaging.patterns import compile_wildcard, is_wildcard
-from framework.messaging.router import MessageHandler, Router
+from framework.messaging.router import MessageHandler
 from framework.transports.base import ClientProxy, Transport
-from framework.transports.kafka.admin import TopicCreator, split_options, stop_quietly
-from framework.transports.kafka.consume import NAME, Consuming
-from framework.transports.kafka.lanes import Lane, Listener
-from framework.transports.kafka.offsets import OffsetTracker
+from framework.transports.kafka.admin import (
+    TopicCreator,
+    cancel_and_wait,
+    split_options,
+    stop_quietly,
+)
+from framework.transports.kafka.consume import NAME, Records, fetch
+from framework.transports.kafka.context import KafkaContext
+from framework.transports.kafka.lanes import Lanes
+from framework.transports.kafka.recovery import Recovery
+from framework.transports.kafka.replies import Replier
 from framework.transports.kafka.retry import RetryPolicy
-from framework.transports.kafka.wire import payload
 
 logger = logging.getLogger("framework.kafka")
 
@@ -70,11 +77,11 @@ def subscription_regex(patterns: Iterable[str]) -> str:
     return "^(?:" + "|".join(branches) + ")$"
 
 
-def _raw_value(value: bytes | None) -> Any:
-    return value
+def _context(inbound: Inbound) -> KafkaContext:
+    return KafkaContext(inbound.raw)
 
 
-class KafkaTransport(Transport, Consuming):
+class KafkaTransport(Transport):
     """Serve message and event handlers from Kafka, NestJS-compatible on the wire.
 
     Args:
@@ -98,6 +105,9 @@ class KafkaTransport(Transport, Consuming):
             ``retry_backoff``).
         retry_backoff_max: ceiling of the wait between retries, in seconds (extra
             ``retry_backoff_max``).
+        retry_jitter: fraction of each retry wait taken off at random (0.1: up to
+            10 % shorter), so consumers failing together do not retry in lockstep; 0
+            makes the waits exact.
         dlq_suffix: the dead-letter topic is ``<topic><dlq_suffix>`` unless a handler
             names one with the extra ``dlq="topic"`` (or ``dlq=False`` to drop).
         max_streams: streaming replies running at once; more wait (and hold their
@@ -116,6 +126,11 @@ class KafkaTransport(Transport, Consuming):
         **options: aiokafka options, routed to the consumer, the producer and the admin
             client by name (``auto_offset_reset="earliest"``, ``client_id``,
             ``security_protocol``...).
+
+    Raises:
+        ConfigurationError: a limit below 1, a non-positive ``commit_interval``, a bad
+            retry option, or an aiokafka option that does not exist or that the
+            framework sets itself.
     """
 
     name = NAME
@@ -136,6 +151,7 @@ class KafkaTransport(Transport, Consuming):
         max_retries: int = 3,
         retry_backoff: float = 0.2,
         retry_backoff_max: float = 5.0,
+        retry_jitter: float = 0.1,
         dlq_suffix: str = ".dlq",
         max_streams: int = 1000,
         stream_end_wait: float = 0.01,
@@ -153,9 +169,14 @@ class KafkaTransport(Transport, Consuming):
             ("max_pending_batches", max_pending_batches),
             ("max_concurrency", max_concurrency),
             ("max_streams", max_streams),
+            ("commit_every", commit_every),
         ):
             if number < 1:
-                raise ValueError(f"{label} must be at least 1")
+                raise ConfigurationError(f"KafkaTransport {label} must be at least 1, not {number}")
+        if commit_interval <= 0:
+            raise ConfigurationError(
+                f"KafkaTransport commit_interval must be positive, not {commit_interval}"
+            )
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
         self.topics = list(topics)
@@ -166,7 +187,12 @@ class KafkaTransport(Transport, Consuming):
         self.commit_every = commit_every
         self.commit_interval = commit_interval
         self.commit_timeout = commit_timeout
-        self.policy = RetryPolicy(max_retries, retry_backoff, retry_backoff_max)
+        try:
+            self.policy = RetryPolicy(
+                max_retries, retry_backoff, retry_backoff_max, jitter=retry_jitter
+            )
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"KafkaTransport: {exc}") from None
         self.dlq_suffix = dlq_suffix
         self.max_streams = max_streams
         self.stream_end_wait = stream_end_wait
@@ -190,31 +216,13 @@ class KafkaTransport(Transport, Consuming):
         }
         self._admin_options = admin
         self._options = options
-        self._reset()
-
-    def _reset(self) -> None:
         self._consumer: Any = None
         self._producer: Any = None
         self._topics: TopicCreator | None = None
-        self._router: Router | None = None
-        self._lanes: dict[Any, Lane] = {}
-        self._tracker: OffsetTracker[Any] = OffsetTracker(
-            commit_every=self.commit_every, commit_interval=self.commit_interval
-        )
-        self._policies: dict[MessageHandler, RetryPolicy] = {}
-        self._decoders: dict[MessageHandler, Callable[[bytes | None], Any]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._streams: set[asyncio.Task[None]] = set()
-        self._consume_task: asyncio.Task[None] | None = None
+        self._lanes: Lanes | None = None
+        self._replier: Replier | None = None
+        self._fetch_task: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
-        self._commit_wanted = asyncio.Event()
-        self._commit_lock = asyncio.Lock()
-        self._serving = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.max_concurrency)
-        self._full: set[Any] = set()
-        self._single = False
-        self._room = asyncio.Event()
-        self._stream_slots = asyncio.Semaphore(self.max_streams)
         self._running = False
 
     # -- lifecycle -------------------------------------------------------------------
@@ -226,13 +234,12 @@ class KafkaTransport(Transport, Consuming):
             TransportError: the broker is unreachable, topics cannot be created, or the
                 group did not assign partitions within ``start_timeout``.
         """
-        self._reset()
-        router = self._router = self.host.router
+        router = self.host.router
         handlers = [h for h in router.handlers if h.serves(NAME)]
-        for h in handlers:
-            self._policies[h] = self.policy.with_extras(h.extras, h.name)
-            self._decoders[h] = _raw_value if h.signature.payload_type is bytes else payload
+        policies = {h: self.policy.with_extras(h.extras, h.name) for h in handlers}
+        takes_bytes = frozenset(h for h in handlers if h.signature.payload_type is bytes)
         patterns = sorted(router.patterns(NAME) | set(self.topics))
+        dispatcher = Dispatcher(router, NAME, context=_context)
         self._topics = TopicCreator(
             self.bootstrap_servers,
             partitions=self.topic_partitions,
@@ -248,12 +255,24 @@ class KafkaTransport(Transport, Consuming):
             exact = [p for p in patterns if not is_wildcard(p)]
             if self.create_topics and exact:
                 await self._topics.ensure(exact)
+            self._replier = Replier(
+                self._producer, max_streams=self.max_streams, stream_end_wait=self.stream_end_wait
+            )
+            recovery = Recovery(
+                dispatcher,
+                self._producer,
+                policy=self.policy,
+                policies=policies,
+                dlq_suffix=self.dlq_suffix,
+                topics=self._topics if self.create_topics else None,
+                retried=self._retried,
+                gave_up=self._gave_up,
+            )
+            records = Records(dispatcher, recovery, self._replier, takes_bytes)
             # Running before the first fetch: the fetch loop exits when this is false.
             self._running = True
             if patterns:
-                await self._start_consumer(patterns)
-            else:
-                self._serving.set()
+                await self._start_consumer(patterns, records)
         except BaseException as exc:
             self._running = False
             await self._cancel_tasks()
@@ -264,29 +283,48 @@ class KafkaTransport(Transport, Consuming):
                 ) from exc
             raise
 
-    async def _start_consumer(self, patterns: Sequence[str]) -> None:
+    async def _start_consumer(self, patterns: Sequence[str], records: Records) -> None:
         options = dict(self._consumer_options)
         if any(is_wildcard(p) for p in patterns):
             # New topics matching a wildcard are found by metadata refreshes: look every
             # 30 s rather than aiokafka's 5 minutes.
             options.setdefault("metadata_max_age_ms", 30_000)
-        self._consumer = AIOKafkaConsumer(
+        consumer = self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
             **options,
         )
-        await self._consumer.start()
-        listener = Listener(self)
+        await consumer.start()
+        lanes = self._lanes = Lanes(
+            consumer,
+            records.handle,
+            commit_every=self.commit_every,
+            commit_interval=self.commit_interval,
+            commit_timeout=self.commit_timeout,
+            max_concurrency=self.max_concurrency,
+            max_pending_batches=self.max_pending_batches,
+            shutdown_timeout=self.shutdown_timeout,
+            start_timeout=self.start_timeout,
+        )
         if any(is_wildcard(p) for p in patterns):
-            self._consumer.subscribe(pattern=subscription_regex(patterns), listener=listener)
+            consumer.subscribe(pattern=subscription_regex(patterns), listener=lanes.listener())
         else:
-            self._consumer.subscribe(topics=list(patterns), listener=listener)
-        self._consume_task = asyncio.create_task(self._consume(), name="kafka-consume")
-        self._commit_task = asyncio.create_task(self._committer(), name="kafka-commit")
+            consumer.subscribe(topics=list(patterns), listener=lanes.listener())
+        self._fetch_task = asyncio.create_task(
+            fetch(
+                consumer,
+                lanes,
+                lambda: self._running,
+                poll_timeout=self.poll_timeout,
+                max_batch_size=self.max_batch_size,
+            ),
+            name="kafka-consume",
+        )
+        self._commit_task = asyncio.create_task(lanes.committer(), name="kafka-commit")
         try:
             async with asyncio.timeout(self.start_timeout):
-                await self._serving.wait()
+                await lanes.ready.wait()
         except TimeoutError:
             raise TransportError(
                 f"Kafka group {self.group_id!r} assigned no partitions within "
@@ -299,46 +337,51 @@ class KafkaTransport(Transport, Consuming):
         if not self._running and self._producer is None:
             return
         self._running = False
-        lanes = list(self._lanes.values())
-        for lane in lanes:
-            lane.close()
-        # Lanes stop after the record in hand (the fetch loop too, if it handles one).
-        await self._finish([lane.task for lane in lanes if lane.task is not None])
-        if self._consume_task is not None:
-            self._consume_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._consume_task
-        await self._finish(list(self._streams))
-        await self._finish(list(self._tasks), limit=0)
-        if self._commit_task is not None:
-            self._commit_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._commit_task
-        if self._consumer is not None:
-            await self._commit()
-        self._lanes.clear()
+        lanes = self._lanes
+        if lanes is not None:
+            # Lanes stop after the record in hand (the fetch loop too, if it handles one).
+            await lanes.close()
+        await cancel_and_wait(self._fetch_task)
+        if self._replier is not None:
+            await self._replier.stop(self.shutdown_timeout)
+        await cancel_and_wait(self._commit_task)
+        if lanes is not None:
+            await lanes.commit()
         await self._close_clients()
 
     async def _cancel_tasks(self) -> None:
-        tasks = [self._consume_task, self._commit_task, *self._tasks]
-        for task in tasks:
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+        await cancel_and_wait(self._fetch_task)
+        await cancel_and_wait(self._commit_task)
+        if self._lanes is not None:
+            await self._lanes.close()
 
     async def _close_clients(self) -> None:
         consumer, producer, topics = self._consumer, self._producer, self._topics
         self._consumer = self._producer = self._topics = None
+        self._lanes = self._replier = None
+        self._fetch_task = self._commit_task = None
         await stop_quietly("KafkaTransport", consumer, producer, timeout=self.shutdown_timeout)
         if topics is not None:
             with contextlib.suppress(Exception):
                 await topics.close()
 
+    # -- transport events (metrics and user observers subscribe through the host) -----
+
+    def _retried(self, handler: MessageHandler) -> None:
+        self.host.events.retried(self, handler)
+
+    def _gave_up(self, handler: MessageHandler) -> None:
+        self.host.events.dead_lettered(self, handler)
+
+    # -- state -----------------------------------------------------------------------
+
     @property
     def ready(self) -> bool:
-        if not self._running or not self._serving.is_set():
+        if not self._running:
             return False
-        task = self._consume_task
+        if self._lanes is not None and not self._lanes.ready.is_set():
+            return False
+        task = self._fetch_task
         return task is None or not task.done()
 
     @property
@@ -346,23 +389,15 @@ class KafkaTransport(Transport, Consuming):
         """False when the fetch or commit loop died while the transport runs."""
         if not self._running:
             return True
-        tasks = (self._consume_task, self._commit_task)
+        tasks = (self._fetch_task, self._commit_task)
         return all(task is None or not task.done() for task in tasks)
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records not yet handled per assigned partition, ``{(topic, partition): n}``:
         the high watermark seen by the last fetch minus the offset after the last
         handled record. Partitions not fetched from yet are left out."""
-        consumer = self._consumer
-        if consumer is None:
-            return {}
-        found = {}
-        for tp in consumer.assignment():
-            high = consumer.highwater(tp)
-            done = self._tracker.watermark(tp)
-            if high is not None and done is not None:
-                found[(tp.topic, tp.partition)] = max(high - done, 0)
-        return found
+        lanes = self._lanes
+        return {} if lanes is None else lanes.lag()
 
     def create_client(self) -> ClientProxy:
         from framework.transports.kafka.client import KafkaClient

@@ -5,7 +5,9 @@ Rules (from ``@nestjs/microservices`` 11: ``serializers/kafka-request.serializer
 
 - Topic = pattern. Record values: ``None`` is a null value; ``bytes`` and ``str`` travel
   as they are (UTF-8); every other value is JSON (so ``42`` travels as ``42`` and
-  ``"x"`` as ``x``, not ``"x"``).
+  ``"x"`` as ``x``, not ``"x"``), and a value whose JSON is ``null`` (``NaN``) is a
+  null value. Replies and stream items are written from the dispatcher's JSON by the
+  same rule (``json_value``).
 - Reading a value (NestJS's parser): a value starting with byte 0x00 stays binary; one
   starting with ``{`` or ``[`` is JSON; anything else is a string. Handlers validate
   JSON straight from the bytes; pydantic turns ``"42"`` into ``42`` for an ``int``
@@ -55,7 +57,7 @@ DISPOSED = b"\x00"
 NO_HANDLER = "There is no matching message handler defined in the remote service."
 """NestJS's error text (sent as a plain string) for a request nobody handles."""
 
-_OBJECT, _ARRAY = 0x7B, 0x5B
+_OBJECT, _ARRAY, _QUOTE, _N = 0x7B, 0x5B, 0x22, 0x6E
 
 
 # -- values --------------------------------------------------------------------------
@@ -63,6 +65,9 @@ _OBJECT, _ARRAY = 0x7B, 0x5B
 
 def encode_value(value: Any) -> bytes | None:
     """A payload or reply as a record value, by NestJS's serializer rules.
+
+    ``bytes`` and ``str`` travel as they are; anything else as ``json_value`` of its
+    JSON (so ``NaN`` and ``None`` alike travel as a null value).
 
     Raises:
         pydantic_core.PydanticSerializationError: ``value`` cannot be encoded as JSON.
@@ -74,10 +79,20 @@ def encode_value(value: Any) -> bytes | None:
         return value  # type: ignore[no-any-return]
     if cls is str:
         return value.encode()  # type: ignore[no-any-return]
-    data = encode(value)
-    # A model that serialises to a JSON string is a string on this wire: no quotes.
-    if data[:1] == b'"':
+    return json_value(encode(value))
+
+
+def json_value(data: bytes) -> bytes | None:
+    """JSON (``codecs.encode`` of a reply or stream item) as a record value: JSON
+    ``null`` is a null value and a JSON string travels as its text, without quotes (a
+    model that serialises to a string is a string on this wire); the rest as it is."""
+    if not data:
+        return data
+    first = data[0]
+    if first == _QUOTE:
         return str(pydantic_core.from_json(data)).encode()
+    if first == _N and data == b"null":
+        return None
     return data
 
 

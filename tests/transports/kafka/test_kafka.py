@@ -412,3 +412,38 @@ async def test_unreachable_broker_fails_start_with_a_clear_error() -> None:
             await create_app(App, transports=[broken]).start()
     with contextlib.suppress(Exception):
         await broken.stop()
+
+
+async def test_records_with_headers_reach_events_and_requests_alike(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """A traced producer puts a ``traceparent`` on every record: events and requests on
+    one topic are still told apart and served."""
+    topic = name("traced")
+    events = Calls(expected=2)
+    traceparent = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+
+    @controller()
+    class Traced:
+        @message_pattern(topic)
+        async def ask(self, order: Order) -> dict[str, int]:
+            return {"id": order.id}
+
+        @event_pattern(topic)
+        async def on_order(self, order: Order, ctx: KafkaContext) -> None:
+            events.add((order.id, ctx.headers.get("traceparent")))
+
+    @module(controllers=[Traced])
+    class App:
+        pass
+
+    bootstrap = kafka_bootstrap_servers
+    async with (
+        create_app(App, transports=[transport(bootstrap)]),
+        KafkaClient(bootstrap_servers=bootstrap, default_timeout=LIMIT) as client,
+    ):
+        await client.emit(topic, {"id": 1, "total": 1}, headers=traceparent)
+        assert await client.send(topic, {"id": 2, "total": 1}, headers=traceparent) == {"id": 2}
+        await client.emit(topic, {"id": 3, "total": 1})
+        await events.wait()
+    assert events.items == [(1, traceparent["traceparent"]), (3, None)]

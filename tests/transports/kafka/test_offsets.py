@@ -1,88 +1,88 @@
-"""Offset bookkeeping, retry policy, subscriptions and option routing: pure, no broker."""
+"""Offset bookkeeping, retry policy, subscriptions, option routing and limits: pure, no
+broker."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from framework.exceptions import ConfigurationError
+from framework.transports.kafka import KafkaClient, KafkaTransport
 from framework.transports.kafka.admin import split_options
 from framework.transports.kafka.offsets import OffsetTracker
 from framework.transports.kafka.retry import RetryPolicy, is_poison
 from framework.transports.kafka.server import subscription_regex
 
 
-def tracker(every: int = 10, interval: float = 5.0) -> OffsetTracker[str]:
-    return OffsetTracker(commit_every=every, commit_interval=interval, now=0.0)
+def tracker(every: int = 10) -> OffsetTracker[str]:
+    return OffsetTracker(commit_every=every)
 
 
-def test_commit_is_due_by_count_or_time() -> None:
-    t = tracker(every=10, interval=5.0)
-    assert not t.due(100.0)  # nothing pending
+def test_commit_is_due_by_count() -> None:
+    t = tracker(every=10)
     assert not t.done("p0", 5, 4)
-    assert not t.due(1.0)
-    assert t.due(5.0)  # interval elapsed
     assert t.done("p1", 20, 6)  # 10 records finished
-    assert t.take(1.0) == {"p0": 5, "p1": 20}
-    assert not t.due(5.9)  # the clock restarted at the commit
+    assert t.take() == {"p0": 5, "p1": 20}
     assert t.uncommitted == 0
+    assert t.take() == {}
 
 
 def test_watermarks_never_move_backwards() -> None:
     t = tracker()
     t.done("p", 10)
     t.done("p", 7)
-    assert t.pending() == {"p": 10}
-    assert t.take(0.0) == {"p": 10}
+    assert t.watermark("p") == 10
+    assert t.take() == {"p": 10}
     t.done("p", 9)  # below what was committed: nothing to commit
-    assert t.pending() == {}
     t.seed("p", 10)
-    assert t.pending() == {}
+    assert t.take() == {}
+    assert t.watermark("p") == 10
 
 
 def test_failed_commit_is_restored_below_newer_progress() -> None:
     t = tracker()
     t.done("p", 10)
-    taken = t.take(0.0)
+    taken = t.take()
     t.done("p", 15)  # progress made while the commit was in flight
     t.restore(taken)
-    assert t.pending() == {"p": 15}
+    assert t.take() == {"p": 15}
     t2 = tracker()
     t2.done("q", 3)
-    t2.restore(t2.take(0.0))
-    assert t2.pending() == {"q": 3}
+    t2.restore(t2.take())
+    assert t2.take() == {"q": 3}
 
 
 def test_take_some_partitions_and_forget_revoked() -> None:
     t = tracker(every=5)
     t.done("a", 4, 3)
     t.done("b", 8, 3)
-    assert t.take(0.0, ["a"]) == {"a": 4}
-    assert t.pending() == {"b": 8}
+    assert t.take(["a"]) == {"a": 4}
     assert t.uncommitted == 3
     t.forget(["b"])
-    assert t.pending() == {} and t.uncommitted == 0
+    assert t.uncommitted == 0 and t.watermark("b") is None
+    assert t.take() == {}
 
 
 def test_seed_pins_a_new_partitions_position() -> None:
     t = tracker()
     t.seed("p", 100)
-    assert t.pending() == {"p": 100} and t.uncommitted == 0
-    assert t.due(5.0)
+    assert t.uncommitted == 0
+    assert t.take() == {"p": 100}
 
 
 def test_tracker_rejects_nonsense_limits() -> None:
-    with pytest.raises(ValueError):
-        OffsetTracker(commit_every=0, commit_interval=1.0)
-    with pytest.raises(ValueError):
-        OffsetTracker(commit_every=1, commit_interval=0)
+    with pytest.raises(ConfigurationError, match="commit_every"):
+        OffsetTracker(commit_every=0)
 
 
 def test_retry_backoff_doubles_up_to_the_ceiling() -> None:
-    policy = RetryPolicy(max_retries=5, retry_backoff=0.1, retry_backoff_max=0.5)
+    policy = RetryPolicy(max_retries=5, retry_backoff=0.1, retry_backoff_max=0.5, jitter=0)
     assert [policy.delay(n) for n in range(1, 6)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    jittered = RetryPolicy(max_retries=5, retry_backoff=0.1, retry_backoff_max=0.5)
+    assert all(0.9 * 0.5 <= jittered.delay(n) <= 0.5 for n in range(4, 30))
 
 
 def test_handler_extras_override_the_transport_defaults() -> None:
@@ -137,3 +137,27 @@ def test_options_are_routed_to_the_aiokafka_classes_that_take_them() -> None:
         split_options({"nope": 1}, "T")
     with pytest.raises(ConfigurationError, match="set by the framework"):
         split_options({"enable_auto_commit": True}, "T")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"max_batch_size": 0},
+        {"max_pending_batches": 0},
+        {"max_concurrency": 0},
+        {"max_streams": 0},
+        {"commit_every": 0},
+        {"commit_interval": 0},
+        {"max_retries": -1},
+        {"retry_jitter": 2},
+    ],
+)
+def test_bad_transport_limits_are_configuration_errors(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(options)).split("_")[-1]):
+        KafkaTransport(**options)
+
+
+@pytest.mark.parametrize("options", [{"max_pending": 0}, {"stream_buffer": 0}])
+def test_bad_client_limits_are_configuration_errors(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(options))):
+        KafkaClient(**options)
