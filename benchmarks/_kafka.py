@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from framework.testing.kafka import BOOTSTRAP_ENV_VAR, LocalKafkaBroker
-from framework.transports.kafka.admin import TopicCreator
+from framework.transports.kafka._admin import TopicCreator
 
 
 @contextlib.contextmanager

@@ -172,7 +172,7 @@ def _queue_server(name: str, respond: Callable[[AsyncIterator[bytes]], Any]) -> 
     from starlette.requests import Request
     from starlette.routing import Route
 
-    from framework.http.sse import encode_event
+    from framework.http._sse import encode_event
     from framework.messaging.codecs import encode
 
     queues: set[asyncio.Queue[bytes]] = set()

@@ -30,10 +30,9 @@ from framework.exceptions import (
     RpcException,
     TransportError,
 )
-from framework.http.decorators import delete, get, patch, post, put, sse
-from framework.http.sse import ServerSentEvent
-from framework.messaging.context import ExecutionContext, MessageContext
-from framework.messaging.decorators import (
+from framework.http._decorators import delete, get, patch, post, put, sse
+from framework.http._sse import ServerSentEvent
+from framework.messaging._decorators import (
     event_pattern,
     message_pattern,
     use_filters,
@@ -41,7 +40,8 @@ from framework.messaging.decorators import (
     use_interceptors,
     use_pipes,
 )
-from framework.messaging.gateway import subscribe_message, websocket_gateway
+from framework.messaging._gateway import subscribe_message, websocket_gateway
+from framework.messaging.context import ExecutionContext, MessageContext
 from framework.messaging.router import HandlerMiddleware
 from framework.transports.base import ClientProxy, Transport
 

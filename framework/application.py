@@ -29,10 +29,10 @@ from framework.di.container import Container
 from framework.di.lifecycle import call_hook
 from framework.di.metadata import Provider, Scope, value_provider
 from framework.exceptions import ConfigurationError
-from framework.http.routing import HttpRoute, build_http_routes
-from framework.http.sse import ROUTE_STREAMS_STATE, RouteStreams
+from framework.http._routing import HttpRoute, build_http_routes
+from framework.http._sse import ROUTE_STREAMS_STATE, RouteStreams
+from framework.messaging._pipeline import GlobalEnhancers
 from framework.messaging.codecs import encode
-from framework.messaging.pipeline import GlobalEnhancers
 from framework.messaging.router import HandlerMiddleware, MessageHandler, Router, build_router
 from framework.observability import Installation, Observability, install
 from framework.transports.base import (

@@ -51,6 +51,7 @@ from framework.transports import (
     drive,
     encode,
     is_wildcard,
+    last_reply,
 )
 
 from .aio import cancel_and_wait
@@ -406,9 +407,7 @@ class RedisStreamsTransport(Transport):
             async with asyncio.timeout(remaining):
                 outcome = await self._dispatcher.request(inbound)
                 if isinstance(outcome, Stream):  # send() of a stream: its last item
-                    last = _Last()
-                    await drive(outcome.source, last, where=outcome.handler.name)
-                    outcome = last.outcome()
+                    outcome = await last_reply(outcome)
         except TimeoutError:
             return "ack"  # the caller stopped waiting: nobody reads a reply now
         await _answer(outcome, replies)
@@ -580,30 +579,6 @@ class _Replies:
     def raise_if_broken(self) -> None:
         if self.broken is not None:
             raise self.broken
-
-
-class _Last:
-    """A ``Respond`` keeping only the last item: ``send`` of a streamed reply."""
-
-    __slots__ = ("_data", "_error")
-
-    def __init__(self) -> None:
-        self._data = b"null"
-        self._error: dict[str, Any] | None = None
-
-    async def item(self, data: bytes) -> bool:
-        self._data = data
-        return True
-
-    async def end(self, last: bytes | None) -> None:
-        if last is not None:
-            self._data = last
-
-    async def error(self, payload: dict[str, Any]) -> None:
-        self._error = payload
-
-    def outcome(self) -> Reply | Failure:
-        return Reply(self._data) if self._error is None else Failure(self._error)
 
 
 async def _answer(outcome: Outcome, replies: _Replies) -> None:

@@ -28,7 +28,7 @@ from framework.asyncapi._servers import (
     build_servers,
 )
 from framework.exceptions import ConfigurationError
-from framework.messaging.patterns import is_wildcard
+from framework.messaging._patterns import is_wildcard
 from framework.messaging.router import MessageHandler
 from framework.transports.base import Transport
 from framework.transports.kafka.server import KafkaTransport

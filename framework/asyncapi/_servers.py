@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framework.exceptions import ConfigurationError
-from framework.messaging.gateway import gateway_meta
+from framework.messaging._gateway import gateway_meta
 from framework.messaging.router import MessageHandler
 from framework.transports.base import Transport
 from framework.transports.kafka.server import KafkaTransport

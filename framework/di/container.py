@@ -37,7 +37,7 @@ from framework.di.metadata import (
 )
 from framework.exceptions import ConfigurationError, DependencyCycleError
 
-GATEWAY_ATTR = "__framework_gateway__"  # set by framework.messaging.gateway
+GATEWAY_ATTR = "__framework_gateway__"  # set by framework.messaging._gateway
 
 REQUEST = InjectionToken("REQUEST")
 """Injects the current request: the ``MessageContext`` or the starlette ``Request``."""

@@ -1,5 +1,5 @@
 """Starlette integration: routes, parameter binding, event streams."""
 
-from framework.http.decorators import delete, get, patch, post, put, sse
+from framework.http._decorators import delete, get, patch, post, put, sse
 
 __all__ = ["delete", "get", "patch", "post", "put", "sse"]

@@ -28,7 +28,7 @@ from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
 from framework.messaging.responses import WsResponse
 from framework.messaging.router import MessageHandler, Router
-from framework.messaging.streams import is_stream
+from framework.messaging.streams import drive, is_stream
 
 logger = logging.getLogger("framework.messaging")
 
@@ -171,6 +171,7 @@ class Handled:
 
 # Successful outcomes carry no per-message data: share them (an event costs no allocation).
 _HANDLED = tuple(Handled(n) for n in range(16))
+_ONE_HANDLED = _HANDLED[1]
 
 
 Outcome = Reply | Stream | Failure | NotFound | Handled
@@ -250,7 +251,8 @@ class Dispatcher:
 
     async def request(self, inbound: Inbound, route: Route | None = None) -> Outcome:
         """Run the request handler: ``Reply``, ``Stream``, ``Failure`` or ``NOT_FOUND``."""
-        handler = (route or self.route(inbound.pattern)).message
+        found = route or self._routes.get(inbound.pattern) or self.route(inbound.pattern)
+        handler = found.message
         if handler is None:
             return NOT_FOUND
         try:
@@ -267,8 +269,19 @@ class Dispatcher:
     async def event(self, inbound: Inbound, route: Route | None = None) -> Outcome:
         """Run every event handler (with none, the request handler, reply dropped);
         one failing never stops the others. ``Handled`` or ``NOT_FOUND``."""
-        found = route or self.route(inbound.pattern)
+        # A cached route without the method call; an empty route is falsy and looked up
+        # again (from the cache) by ``route``.
+        found = route or self._routes.get(inbound.pattern) or self.route(inbound.pattern)
         handlers: Sequence[MessageHandler] = found.events
+        if len(handlers) == 1:  # the common case, without the loop's bookkeeping
+            handler = handlers[0]
+            try:
+                ctx = self.context(inbound) if handler.needs_context else None
+                await handler.call(inbound.payload, ctx)
+            except Exception as exc:
+                _log_event_failure(handler, inbound.pattern, exc)
+                return Handled(1, ((handler, exc),))
+            return _ONE_HANDLED
         if not handlers:
             if found.message is None:
                 return NOT_FOUND
@@ -302,3 +315,33 @@ def _log_event_failure(handler: MessageHandler, pattern: str, exc: Exception) ->
     payload = error_payload(exc, where=handler.name)
     if payload.get("message") != "Internal server error":
         logger.warning("Event handler %s refused %r: %s", handler.name, pattern, payload)
+
+
+class _Last:
+    """A ``Respond`` that keeps only the last item (or the error)."""
+
+    __slots__ = ("data", "failed")
+
+    def __init__(self) -> None:
+        self.data = b"null"
+        self.failed: dict[str, Any] | None = None
+
+    async def item(self, data: bytes) -> bool:
+        self.data = data
+        return True
+
+    async def end(self, last: bytes | None) -> None:
+        if last is not None:
+            self.data = last
+
+    async def error(self, payload: dict[str, Any]) -> None:
+        self.failed = payload
+
+
+async def last_reply(stream: Stream) -> Reply | Failure:
+    """Run a streamed reply to its end for a caller that wants one answer (``send`` of a
+    stream): its last item as a ``Reply`` (``null`` when it had none), or the
+    ``Failure`` it ended with."""
+    last = _Last()
+    await drive(stream.source, last, where=stream.handler.name)
+    return Reply(last.data) if last.failed is None else Failure(last.failed)

@@ -21,11 +21,11 @@ from typing import Any, Literal, Protocol
 from framework.di.container import REQUEST, Container, ProviderRecord
 from framework.di.metadata import Scope
 from framework.exceptions import ConfigurationError, ForbiddenException
-from framework.messaging.binding import HandlerSignature, Validator, analyse, make_validator
+from framework.messaging._binding import HandlerSignature, Validator, analyse, make_validator
+from framework.messaging._decorators import PatternMeta, handlers_of
+from framework.messaging._patterns import is_wildcard, matches, specificity
+from framework.messaging._pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.context import ExecutionContext
-from framework.messaging.decorators import PatternMeta, handlers_of
-from framework.messaging.patterns import is_wildcard, matches, specificity
-from framework.messaging.pipeline import GlobalEnhancers, Pipeline, build_pipeline
 
 Invoke = Callable[[Any, Any], Awaitable[Any]]
 

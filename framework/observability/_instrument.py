@@ -14,24 +14,9 @@ from typing import Any
 
 from framework.messaging.context import MessageContext
 from framework.messaging.router import Invoke, MessageHandler
+from framework.messaging.streams import is_stream, iterate
 from framework.observability._context import CURRENT, MessageScope
 from framework.observability._metrics import HandlerSeries, MessageMetrics, Series
-
-_STREAM_TYPES: dict[type, bool] = {}
-
-
-def _is_stream(result: Any) -> bool:
-    """Whether a result is an async iterator; cached per type (``hasattr`` on a pydantic
-    model is slow when the attribute is missing)."""
-    cls = result.__class__
-    try:
-        return _STREAM_TYPES[cls]
-    except KeyError:
-        pass
-    if len(_STREAM_TYPES) >= 1000:
-        _STREAM_TYPES.clear()
-    found = _STREAM_TYPES[cls] = any("__aiter__" in vars(k) for k in cls.__mro__)
-    return found
 
 
 class _ScopedStream:
@@ -41,7 +26,7 @@ class _ScopedStream:
     __slots__ = ("_done", "_inner", "_scope", "_series")
 
     def __init__(self, inner: Any, scope: MessageScope | None, series: Series | None) -> None:
-        self._inner: AsyncIterator[Any] = aiter(inner)
+        self._inner: AsyncIterator[Any] = iterate(inner)
         self._scope = scope
         self._series = series
         self._done = False
@@ -97,7 +82,7 @@ def _scoped(handler: MessageHandler, call: Invoke, tracing: bool, streams: bool)
             result = await call(raw, ctx)
         finally:
             CURRENT.reset(token)
-        if streams and _is_stream(result):
+        if streams and is_stream(result):
             return _ScopedStream(result, scope, None)
         return result
 
@@ -116,7 +101,7 @@ def _measured(handler: MessageHandler, call: Invoke, table: HandlerSeries, strea
         except Exception:
             series.error(perf_counter() - start)
             raise
-        if streams and _is_stream(result):
+        if streams and is_stream(result):
             return _ScopedStream(result, None, series)
         series.ok(perf_counter() - start)
         return result
@@ -145,7 +130,7 @@ def _scoped_measured(
             raise
         finally:
             CURRENT.reset(token)
-        if streams and _is_stream(result):
+        if streams and is_stream(result):
             return _ScopedStream(result, scope, series)
         series.ok(perf_counter() - start)
         return result

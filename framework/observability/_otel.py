@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from framework.messaging.context import MessageContext
 from framework.messaging.router import Invoke, MessageHandler
+from framework.messaging.streams import is_stream, iterate
 from framework.observability._context import (
     CURRENT,
     TRACEPARENT,
@@ -43,7 +44,6 @@ from framework.observability._context import (
     _header,
     parse_traceparent,
 )
-from framework.observability._instrument import _is_stream
 
 INSTRUMENTATION = "framework"
 """The instrumentation scope name spans are created under."""
@@ -167,7 +167,7 @@ class _SpanStream:
     __slots__ = ("_done", "_inner", "_scope")
 
     def __init__(self, inner: Any, scope: SpanScope) -> None:
-        self._inner: AsyncIterator[Any] = aiter(inner)
+        self._inner: AsyncIterator[Any] = iterate(inner)
         self._scope = scope
         self._done = False
 
@@ -255,7 +255,7 @@ def _spanned(handler: MessageHandler, call: Invoke, tracer: Tracer) -> Invoke:
         finally:
             detach(otel)
             CURRENT.reset(token)
-        if request and _is_stream(result):
+        if request and is_stream(result):
             return _SpanStream(result, scope)
         span.end()
         return result

@@ -10,6 +10,7 @@ transports stay in their own modules (``framework.transports.kafka`` ...), impor
 when used.
 """
 
+from framework.messaging._patterns import is_wildcard
 from framework.messaging.codecs import decode, encode
 from framework.messaging.context import MessageContext
 from framework.messaging.dispatch import (
@@ -22,9 +23,9 @@ from framework.messaging.dispatch import (
     Reply,
     Route,
     Stream,
+    last_reply,
 )
 from framework.messaging.errors import error_payload
-from framework.messaging.patterns import is_wildcard
 from framework.messaging.router import MessageHandler, Router
 from framework.messaging.streams import Respond, drive, is_stream
 from framework.transports.base import (
@@ -64,6 +65,7 @@ __all__ = [
     "error_payload",
     "is_stream",
     "is_wildcard",
+    "last_reply",
     "load_transport",
     "transport_class",
 ]

@@ -11,6 +11,8 @@ import asyncio
 from collections import deque
 from typing import Generic, TypeVar
 
+from framework.exceptions import ConfigurationError
+
 T = TypeVar("T")
 
 
@@ -24,7 +26,7 @@ class BoundedChannel(Generic[T]):
 
     def __init__(self, maxsize: int) -> None:
         if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
+            raise ConfigurationError("BoundedChannel maxsize must be at least 1")
         self.maxsize = maxsize
         self._items: deque[T] = deque()
         self._getter: asyncio.Future[None] | None = None

@@ -31,6 +31,7 @@ from framework.messaging.dispatch import (
     Outcome,
     Reply,
     Stream,
+    last_reply,
 )
 from framework.messaging.streams import Buffered, drive
 from framework.transports.base import ClientProxy, HeaderHook, Transport
@@ -160,11 +161,8 @@ class MemoryTransport(Transport):
         try:
             async with asyncio.timeout(limit):
                 outcome = await self._dispatcher.request(inbound)
-                if outcome.__class__ is Stream:
-                    assert isinstance(outcome, Stream)
-                    last = _Last()
-                    await drive(outcome.source, last, where=outcome.handler.name)
-                    return last.value()
+                if isinstance(outcome, Stream):  # send() of a stream: its last item
+                    outcome = await last_reply(outcome)
         except TimeoutError:
             raise RequestTimeoutError(pattern, limit) from None
         return _reply(outcome)
@@ -200,32 +198,6 @@ class MemoryTransport(Transport):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-class _Last:
-    """A ``Respond`` that keeps only the last item (``send`` of a streamed reply)."""
-
-    __slots__ = ("_data", "_error")
-
-    def __init__(self) -> None:
-        self._data: bytes | None = None
-        self._error: dict[str, Any] | None = None
-
-    async def item(self, data: bytes) -> bool:
-        self._data = data
-        return True
-
-    async def end(self, last: bytes | None) -> None:
-        if last is not None:
-            self._data = last
-
-    async def error(self, payload: dict[str, Any]) -> None:
-        self._error = payload
-
-    def value(self) -> Any:
-        if self._error is not None:
-            raise RemoteError(self._error)
-        return None if self._data is None else decode(self._data)
 
 
 def _reply(outcome: Outcome) -> Any:

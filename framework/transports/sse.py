@@ -33,8 +33,9 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from framework.exceptions import ConfigurationError, ForbiddenException
-from framework.http.routing import error_response, failure_response, json_response
-from framework.http.sse import EventStream, EventStreamResponse, StreamState, encode_event
+from framework.http._routing import error_response, failure_response, json_response
+from framework.http._sse import EventStream, EventStreamResponse, StreamState, encode_event
+from framework.messaging._patterns import is_wildcard, matches, validate_pattern
 from framework.messaging.codecs import encode
 from framework.messaging.context import ExecutionContext
 from framework.messaging.dispatch import (
@@ -47,7 +48,6 @@ from framework.messaging.dispatch import (
     Reply,
     Stream,
 )
-from framework.messaging.patterns import is_wildcard, matches, validate_pattern
 from framework.transports.base import Transport
 
 MAX_MATCH_CACHE = 10_000
@@ -78,7 +78,7 @@ class ReplayBuffer:
 
     def __init__(self, max_events: int, max_age: float) -> None:
         if max_events < 0 or max_age < 0:
-            raise ValueError("replay size and age cannot be negative")
+            raise ConfigurationError("SseTransport replay_size and replay_age cannot be negative")
         self.max_events = max_events
         self.max_age = max_age
         self._entries: deque[_Entry] = deque()

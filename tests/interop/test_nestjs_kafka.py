@@ -40,7 +40,7 @@ from framework import (
     module,
 )
 from framework.transports.kafka import KafkaClient, KafkaTransport
-from framework.transports.kafka.admin import TopicCreator
+from framework.transports.kafka._admin import TopicCreator
 from tests.timing import TIME_FACTOR
 
 pytestmark = [pytest.mark.interop, pytest.mark.kafka]

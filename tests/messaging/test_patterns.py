@@ -3,7 +3,7 @@
 import pytest
 
 from framework import ConfigurationError
-from framework.messaging.patterns import matches, specificity, validate_pattern
+from framework.messaging._patterns import matches, specificity, validate_pattern
 
 
 @pytest.mark.parametrize(

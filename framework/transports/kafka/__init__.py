@@ -9,10 +9,10 @@
 See docs/transports/kafka.md.
 """
 
+from framework.transports.kafka._retry import RetryPolicy
 from framework.transports.kafka.client import KafkaClient
 from framework.transports.kafka.context import KafkaContext
 from framework.transports.kafka.relay import KafkaRelay
-from framework.transports.kafka.retry import RetryPolicy
 from framework.transports.kafka.server import KafkaTransport
 
 __all__ = ["KafkaClient", "KafkaContext", "KafkaRelay", "KafkaTransport", "RetryPolicy"]

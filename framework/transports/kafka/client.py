@@ -39,7 +39,7 @@ from framework.exceptions import (
 )
 from framework.observability._context import trace_headers
 from framework.transports.base import ClientProxy, HeaderHook
-from framework.transports.kafka.admin import (
+from framework.transports.kafka._admin import (
     TopicCreator,
     cancel_and_wait,
     split_options,

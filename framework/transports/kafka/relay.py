@@ -17,7 +17,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[imp
 from framework.backoff import Backoff
 from framework.exceptions import TransportError
 from framework.transports.base import Deliver, PublishRelay
-from framework.transports.kafka.admin import (
+from framework.transports.kafka._admin import (
     TopicCreator,
     cancel_and_wait,
     split_options,

@@ -22,10 +22,10 @@ How records flow (see docs/transports/kafka.md for the user-facing story):
 
 Where the code is: this module holds the public surface, start and stop, and builds
 the objects that do the work, each owning its state and given only what it needs:
-``Lanes`` (``lanes.py``: partition lanes, their offset tracker, commits, rebalances),
-``Records`` (``consume.py``: the one path of every record through the ``Dispatcher``,
-plus the fetch loop feeding the lanes), ``Recovery`` (``recovery.py``: retries with
-backoff, dead letters) and ``Replier`` (``replies.py``: reply records and streams).
+``Lanes`` (``_lanes.py``: partition lanes, their offset tracker, commits, rebalances),
+``Records`` (``_consume.py``: the one path of every record through the ``Dispatcher``,
+plus the fetch loop feeding the lanes), ``Recovery`` (``_recovery.py``: retries with
+backoff, dead letters) and ``Replier`` (``_replies.py``: reply records and streams).
 """
 
 from __future__ import annotations
@@ -41,22 +41,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-u
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import ConfigurationError, TransportError
+from framework.messaging._patterns import compile_wildcard, is_wildcard
 from framework.messaging.dispatch import Dispatcher, Inbound
-from framework.messaging.patterns import compile_wildcard, is_wildcard
 from framework.messaging.router import MessageHandler
 from framework.transports.base import ClientProxy, Transport
-from framework.transports.kafka.admin import (
+from framework.transports.kafka._admin import (
     TopicCreator,
     cancel_and_wait,
     split_options,
     stop_quietly,
 )
-from framework.transports.kafka.consume import NAME, Records, fetch
+from framework.transports.kafka._consume import NAME, Records, fetch
+from framework.transports.kafka._lanes import Lanes
+from framework.transports.kafka._recovery import Recovery
+from framework.transports.kafka._replies import Replier
+from framework.transports.kafka._retry import RetryPolicy
 from framework.transports.kafka.context import KafkaContext
-from framework.transports.kafka.lanes import Lanes
-from framework.transports.kafka.recovery import Recovery
-from framework.transports.kafka.replies import Replier
-from framework.transports.kafka.retry import RetryPolicy
 
 logger = logging.getLogger("framework.kafka")
 

@@ -3,7 +3,7 @@
 See docs/transports/websocket.md for the frame format, limits and close codes.
 """
 
-from framework.messaging.gateway import subscribe_message, websocket_gateway
+from framework.messaging._gateway import subscribe_message, websocket_gateway
 from framework.transports.websocket._handshake import ConnectionGuard, Handshake
 from framework.transports.websocket._socket import SocketState, WsSocket
 from framework.transports.websocket.client import WebSocketClient

@@ -12,8 +12,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from framework.messaging._gateway import gateway_meta
 from framework.messaging.dispatch import Dispatcher, Inbound
-from framework.messaging.gateway import gateway_meta
 from framework.messaging.router import MessageHandler, Router
 from framework.transports.websocket.context import WsContext
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from framework.exceptions import ConfigurationError
+from framework.messaging._patterns import validate_pattern
 from framework.messaging.codecs import encode
 from framework.messaging.dispatch import (
     NOT_FOUND,
@@ -32,7 +33,6 @@ from framework.messaging.dispatch import (
     Reply,
     Stream,
 )
-from framework.messaging.patterns import validate_pattern
 from framework.messaging.streams import close, drive
 from framework.transports.websocket._endpoint import Endpoint, call_hooks
 from framework.transports.websocket._frames import (

@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
+from framework.messaging._patterns import matches
 from framework.messaging.codecs import encode
-from framework.messaging.patterns import matches
 from framework.transports.websocket._frames import FrameEncoder
 
 logger = logging.getLogger("framework.websocket")

@@ -20,8 +20,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from framework.exceptions import RemoteError, RequestTimeoutError, TransportError
+from framework.messaging._patterns import matches
 from framework.messaging.codecs import encode
-from framework.messaging.patterns import matches
 from framework.observability._context import trace_headers
 from framework.transports.base import ClientProxy, HeaderHook
 

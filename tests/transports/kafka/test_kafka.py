@@ -23,7 +23,7 @@ from framework import (
 )
 from framework.exceptions import RequestTimeoutError
 from framework.transports.kafka import KafkaClient, KafkaContext, KafkaRelay, KafkaTransport
-from framework.transports.kafka.admin import TopicCreator
+from framework.transports.kafka._admin import TopicCreator
 from tests.timing import TIME_FACTOR
 
 pytestmark = pytest.mark.kafka

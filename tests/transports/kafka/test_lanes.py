@@ -10,7 +10,7 @@ from aiokafka import TopicPartition  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaConnectionError  # type: ignore[import-untyped]
 
 from framework.exceptions import ConfigurationError
-from framework.transports.kafka.lanes import Lane, Lanes
+from framework.transports.kafka._lanes import Lane, Lanes
 from tests.timing import TIME_FACTOR
 from tests.transports.kafka.fakes import FakeConsumer, Record
 

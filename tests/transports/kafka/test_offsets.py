@@ -11,9 +11,9 @@ from pydantic import BaseModel, ValidationError
 
 from framework.exceptions import ConfigurationError
 from framework.transports.kafka import KafkaClient, KafkaTransport
-from framework.transports.kafka.admin import split_options
-from framework.transports.kafka.offsets import OffsetTracker
-from framework.transports.kafka.retry import RetryPolicy, is_poison
+from framework.transports.kafka._admin import split_options
+from framework.transports.kafka._offsets import OffsetTracker
+from framework.transports.kafka._retry import RetryPolicy, is_poison
 from framework.transports.kafka.server import subscription_regex
 
 

@@ -9,8 +9,8 @@ from aiokafka.errors import KafkaConnectionError, RecordTooLargeError  # type: i
 from pydantic import BaseModel, ValidationError
 
 from framework.messaging.dispatch import Inbound
-from framework.transports.kafka.recovery import Recovery
-from framework.transports.kafka.retry import RetryPolicy
+from framework.transports.kafka._recovery import Recovery
+from framework.transports.kafka._retry import RetryPolicy
 from tests.transports.kafka.fakes import FakeDispatcher, FakeHandler, FakeLane, FakeProducer, Record
 
 

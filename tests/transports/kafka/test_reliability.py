@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from framework import controller, create_app, event_pattern, module
 from framework.testing.kafka import LocalKafkaBroker
 from framework.transports.kafka import KafkaTransport
-from framework.transports.kafka.admin import TopicCreator
+from framework.transports.kafka._admin import TopicCreator
 from tests.timing import TIME_FACTOR
 from tests.transports.kafka import consumer_app
 

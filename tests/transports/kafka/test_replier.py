@@ -8,7 +8,7 @@ from typing import Any
 
 from framework.messaging.codecs import encode
 from framework.messaging.dispatch import NOT_FOUND, Failure, Reply, Stream
-from framework.transports.kafka.replies import MAX_UNACKED, Replier
+from framework.transports.kafka._replies import MAX_UNACKED, Replier
 from framework.transports.kafka.wire import NO_HANDLER, RequestInfo
 from tests.timing import TIME_FACTOR
 from tests.transports.kafka.fakes import FakeHandler, FakeLane, FakeProducer

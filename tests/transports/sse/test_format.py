@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel
 
 from framework import ServerSentEvent
-from framework.http.sse import EventStream, encode_event, format_comment, format_event
+from framework.http._sse import EventStream, encode_event, format_event
 from framework.transports.sse import ReplayBuffer, _Subscriptions
 
 
@@ -37,7 +37,7 @@ def test_all_fields_in_order_and_utf8() -> None:
 
 def test_fields_without_data_dispatch_nothing() -> None:
     assert format_event(ServerSentEvent(retry=10)) == b"retry: 10\n\n"
-    assert format_comment("a\nb") == b": a\n: b\n\n"
+    assert format_event(ServerSentEvent(comment="a\nb")) == b": a\n: b\n\n"
 
 
 @pytest.mark.parametrize("bad", ["a\nb", "a\rb"])

@@ -25,6 +25,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from framework.exceptions import ConfigurationError
 from framework.messaging.codecs import encode
 from framework.messaging.streams import close, drive
 
@@ -119,11 +120,6 @@ def format_event(item: Any) -> bytes:
     return b"".join(out)
 
 
-def format_comment(text: str) -> bytes:
-    """A comment block (one ``:`` line per line of ``text``)."""
-    return format_event(ServerSentEvent(comment=text))
-
-
 class StreamState(enum.Enum):
     """Where one client's stream is.
 
@@ -176,7 +172,7 @@ class EventStream:
         name: str = "client",
     ) -> None:
         if max_buffer < 1:
-            raise ValueError("max_buffer must be at least 1")
+            raise ConfigurationError("EventStream max_buffer must be at least 1")
         self.max_buffer = max_buffer
         self.headers = SSE_HEADERS if headers is None else headers
         self.status_code = status_code
@@ -403,7 +399,7 @@ class EventStreamResponse(Response):
         where: str = "",
     ) -> None:
         if heartbeat is not None and heartbeat <= 0:
-            raise ValueError("heartbeat must be positive seconds, or None")
+            raise ConfigurationError("heartbeat must be positive seconds, or None")
         self.source = source
         self.heartbeat = heartbeat
         self.max_buffer = max_buffer

@@ -13,9 +13,9 @@ from framework.backoff import Backoff
 from framework.exceptions import TransportError
 from framework.messaging.dispatch import Dispatcher, Inbound
 from framework.messaging.router import MessageHandler
-from framework.transports.kafka.admin import TopicCreator
-from framework.transports.kafka.lanes import Lane
-from framework.transports.kafka.retry import RetryPolicy, is_poison
+from framework.transports.kafka._admin import TopicCreator
+from framework.transports.kafka._lanes import Lane
+from framework.transports.kafka._retry import RetryPolicy, is_poison
 from framework.transports.kafka.wire import dead_letter_headers
 
 logger = logging.getLogger("framework.kafka")

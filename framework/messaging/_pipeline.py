@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from framework.exceptions import ForbiddenException
+from framework.messaging._decorators import EnhancerKind, enhancers_of
 from framework.messaging.context import ExecutionContext
-from framework.messaging.decorators import EnhancerKind, enhancers_of
 
 if TYPE_CHECKING:
     from framework.di.container import Container, ModuleNode

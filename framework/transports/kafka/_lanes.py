@@ -21,8 +21,8 @@ from aiokafka import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from aiokafka.errors import CommitFailedError, KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import ConfigurationError
-from framework.transports.kafka.admin import finish_tasks
-from framework.transports.kafka.offsets import OffsetTracker
+from framework.transports.kafka._admin import finish_tasks
+from framework.transports.kafka._offsets import OffsetTracker
 
 logger = logging.getLogger("framework.kafka")
 

@@ -33,12 +33,12 @@ from framework.di.container import REQUEST, Container, ProviderRecord
 from framework.di.hints import type_hints
 from framework.di.metadata import CONTROLLER_ATTR, Scope
 from framework.exceptions import ConfigurationError, HttpException, RpcException
-from framework.http.decorators import RouteMeta, routes_of
-from framework.http.sse import EventStreamResponse
+from framework.http._decorators import RouteMeta, routes_of
+from framework.http._sse import EventStreamResponse
+from framework.messaging._pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.codecs import encode
 from framework.messaging.context import ExecutionContext
 from framework.messaging.errors import error_payload
-from framework.messaging.pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.router import handler_methods
 from framework.messaging.streams import is_stream
 

@@ -17,8 +17,8 @@ from typing import Any
 from framework.messaging.codecs import encode
 from framework.messaging.dispatch import Failure, Outcome, Reply, Stream
 from framework.messaging.streams import drive
-from framework.transports.kafka.admin import finish_tasks
-from framework.transports.kafka.lanes import Lane
+from framework.transports.kafka._admin import finish_tasks
+from framework.transports.kafka._lanes import Lane
 from framework.transports.kafka.wire import NO_HANDLER, RequestInfo, json_value, reply_headers
 
 logger = logging.getLogger("framework.kafka")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from framework.di.hints import capture_locals
-from framework.messaging.decorators import message_pattern
+from framework.messaging._decorators import message_pattern
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -13,9 +13,9 @@ from framework.backoff import Backoff
 from framework.messaging.dispatch import Dispatcher, Failure, Inbound, Route
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler
-from framework.transports.kafka.lanes import Lane, Lanes
-from framework.transports.kafka.recovery import Recovery
-from framework.transports.kafka.replies import Replier
+from framework.transports.kafka._lanes import Lane, Lanes
+from framework.transports.kafka._recovery import Recovery
+from framework.transports.kafka._replies import Replier
 from framework.transports.kafka.wire import RequestInfo, payload, request_info
 
 logger = logging.getLogger("framework.kafka")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from framework.di.hints import capture_locals
-from framework.messaging.patterns import validate_pattern
+from framework.messaging._patterns import validate_pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
