@@ -19,7 +19,8 @@ message and only when a handler (or its pipeline) asks for one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from framework.exceptions import PatternNotFoundError
@@ -40,18 +41,21 @@ MAX_CACHED_NAME = 256
 sender inventing long names cannot hold memory (10,000 names of 1 MiB would be 10 GiB)."""
 
 
-class Inbound:
-    """One decoded inbound message.
+class Inbound(MessageContext):
+    """One decoded inbound message; also its handlers' ``MessageContext`` unless the
+    transport gives the dispatcher a ``context`` factory of its own (one object per
+    message, not two).
 
     Attributes:
         pattern: the concrete pattern (a Kafka topic, a WS event name...).
         payload: what the handler's validator takes: JSON bytes, or a decoded value.
-        headers: message headers, or ``None``.
+        headers: message headers; empty when none.
         raw: the transport's own message object (an aiokafka record, a WS frame dict).
         source: the connection it came from (a WS socket, an HTTP request), or ``None``.
+        transport: set by the dispatcher when the message serves as its own context.
     """
 
-    __slots__ = ("_context", "headers", "pattern", "payload", "raw", "source")
+    __slots__ = ("_context", "payload", "source")
 
     def __init__(
         self,
@@ -63,13 +67,17 @@ class Inbound:
     ) -> None:
         self.pattern = pattern
         self.payload = payload
-        self.headers = headers
+        self.headers = _NO_HEADERS if headers is None else headers
         self.raw = raw
         self.source = source
+        self.transport = ""
         self._context: MessageContext | None = None
 
     def __repr__(self) -> str:
         return f"Inbound(pattern={self.pattern!r})"
+
+
+_NO_HEADERS: Mapping[str, Any] = MappingProxyType({})
 
 
 ContextFactory = Callable[[Inbound], MessageContext]
@@ -170,6 +178,7 @@ class Handled:
 
 
 # Successful outcomes carry no per-message data: share them (an event costs no allocation).
+_NO_ROUTE = Route(None, ())
 _HANDLED = tuple(Handled(n) for n in range(16))
 _ONE_HANDLED = _HANDLED[1]
 
@@ -179,7 +188,8 @@ Outcome = Reply | Stream | Failure | NotFound | Handled
 
 def _default_context(transport: str) -> ContextFactory:
     def make(inbound: Inbound) -> MessageContext:
-        return MessageContext(inbound.pattern, transport, inbound.headers, inbound.raw)
+        inbound.transport = transport
+        return inbound
 
     return make
 
@@ -191,7 +201,8 @@ class Dispatcher:
         router: the app's compiled router.
         transport: the transport's name (handlers' ``transports=[...]``, contexts).
         context: builds the handler context of a message (a ``MessageContext`` subclass
-            carrying the transport's extras); the default builds a plain one.
+            carrying the transport's extras); by default the ``Inbound`` itself is the
+            context.
         allows: a further filter on handlers (a WebSocket path serves only its
             gateway's handlers); ``None`` allows all.
     """
@@ -299,6 +310,31 @@ class Dispatcher:
         if failures is None and count < len(_HANDLED):
             return _HANDLED[count]
         return Handled(count, failures or ())
+
+    async def events(self, batch: Iterable[Inbound]) -> None:
+        """Run a batch of events one after another, each as ``event`` would, in this one
+        coroutine (a transport's drained queue): no coroutine or outcome per message,
+        and runs of one pattern look their route up once. Events nobody handles are
+        logged and dropped; failures are logged."""
+        last: str | None = None
+        found = _NO_ROUTE
+        for inbound in batch:
+            pattern = inbound.pattern
+            if pattern is not last:
+                found = self._routes.get(pattern) or self.route(pattern)
+                last = pattern
+            handlers = found.events
+            if len(handlers) == 1:  # event()'s fast path, inline
+                handler = handlers[0]
+                try:
+                    ctx = self.context(inbound) if handler.needs_context else None
+                    await handler.call(inbound.payload, ctx)
+                except Exception as exc:
+                    _log_event_failure(handler, pattern, exc)
+            elif handlers or found.message is not None:
+                await self.event(inbound, found)
+            else:
+                logger.warning("No %s event handler for %r; dropped", self.transport, pattern)
 
     async def dispatch(self, inbound: Inbound) -> Outcome:
         """A message that may be either (a WS frame, an SSE ``POST``): the request

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import Any
 
 from framework.exceptions import (
@@ -129,21 +129,29 @@ class MemoryTransport(Transport):
         self._unfinished += 1
 
     async def _work(self, queue: BoundedChannel[Inbound | None]) -> None:
-        event = self._dispatcher.event
-        while True:
-            item = await queue.get()
-            # Drain what is already queued without awaiting between items.
+        events = self._dispatcher.events
+        stopping = False
+
+        def drained(first: Inbound) -> Iterator[Inbound]:
+            # What is queued, without awaiting between items; each resume means the
+            # item before finished.
+            nonlocal stopping
+            item: Inbound | None = first
             while item is not None:
-                if await event(item) is NOT_FOUND:
-                    self.host.logger.warning("No event handler for %r; dropped", item.pattern)
+                yield item
                 self._unfinished -= 1
                 if self._unfinished == 0 and self._idle is not None:
                     self._idle.set()
                 ok, item = queue.try_get()
                 if not ok:
-                    break  # nothing buffered: wait for the next item
-            else:
-                return  # None: stop() asked this worker to end
+                    return  # nothing buffered: wait for the next item
+            stopping = True  # None: stop() asked this worker to end
+
+        while not stopping:
+            first = await queue.get()
+            if first is None:
+                return
+            await events(drained(first))
 
     # -- requests -------------------------------------------------------------------
 
@@ -265,7 +273,7 @@ class MemoryClient(ClientProxy):
         if transport.client_header_hooks:
             headers = self.outgoing_headers(headers)
         queue = transport._queue
-        raw = encode(data)
+        raw = data if data.__class__ is bytes else encode(data)
         item = Inbound(pattern, raw, headers, raw)
         if queue is not None and queue.try_put(item):
             transport._unfinished += 1

@@ -285,7 +285,8 @@ class Trail:
             return call
 
         async def invoke(raw: Any, ctx: Any) -> Any:
-            self.trail.append(f"{self.name}:{type(ctx).__name__}")
+            kind = "context" if isinstance(ctx, MessageContext) else type(ctx).__name__
+            self.trail.append(f"{self.name}:{kind}")
             return await call(raw, ctx)
 
         return invoke
@@ -305,7 +306,7 @@ async def test_handler_middlewares_are_compiled_once_first_outermost() -> None:
         assert echo is not None and skip is not None
         compiled = echo.call
         assert await app.client.send("plain.echo", {"name": "x"}) == "x"
-        assert trail == ["outer:MessageContext", "inner:MessageContext"]
+        assert trail == ["outer:context", "inner:context"]
         assert echo.call is compiled  # final once built: nothing rewrites it later
         # A handler no middleware wrapped stays as the router compiled it.
         assert (echo.needs_context, skip.needs_context) == (True, False)
