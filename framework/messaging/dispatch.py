@@ -186,14 +186,6 @@ _ONE_HANDLED = _HANDLED[1]
 Outcome = Reply | Stream | Failure | NotFound | Handled
 
 
-def _default_context(transport: str) -> ContextFactory:
-    def make(inbound: Inbound) -> MessageContext:
-        inbound.transport = transport
-        return inbound
-
-    return make
-
-
 class Dispatcher:
     """The router as one transport sees it.
 
@@ -219,7 +211,7 @@ class Dispatcher:
     ) -> None:
         self.router = router
         self.transport = transport
-        self._context = context or _default_context(transport)
+        self._context = context
         self._allows = allows
         self._routes: dict[str, Route] = {}
 
@@ -245,10 +237,15 @@ class Dispatcher:
         return found
 
     def context(self, inbound: Inbound) -> MessageContext:
-        """The message's handler context, built on first use."""
+        """The message's handler context: the message itself, or (with a ``context``
+        factory) built on first use."""
+        factory = self._context
+        if factory is None:
+            inbound.transport = self.transport
+            return inbound  # (not cached on itself: that would be a reference cycle)
         ctx = inbound._context
         if ctx is None:
-            ctx = inbound._context = self._context(inbound)
+            ctx = inbound._context = factory(inbound)
         return ctx
 
     # -- running handlers -----------------------------------------------------------
