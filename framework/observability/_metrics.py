@@ -166,17 +166,6 @@ class MetricsEvents(TransportEvents):
         self.metrics.dropped[key] = self.metrics.dropped.get(key, 0) + 1
 
 
-def connected_clients(transport: Any) -> int | None:
-    """Open client connections of a push transport (WebSocket sockets, SSE streams)."""
-    count = getattr(transport, "subscriber_count", None)
-    if isinstance(count, int):
-        return count
-    sockets = getattr(transport, "sockets", None)
-    if isinstance(sockets, dict):
-        return len(sockets)
-    return None
-
-
 class MetricsCollector:
     """A prometheus-client collector over ``MessageMetrics`` (register it in any
     ``CollectorRegistry``)."""
@@ -267,9 +256,9 @@ class MetricsCollector:
             labels=("group", "topic", "partition"),
         )
         for transport in m.transports:
-            connected = connected_clients(transport)
-            if connected is None:
-                connected = m.connections.get(transport.name)
+            # Connections as the transports report them (host.events): connection
+            # transports report every open and close; the others never show up.
+            connected = m.connections.get(transport.name)
             if connected is not None and transport.name not in counted:
                 counted.add(transport.name)
                 clients.add_metric([transport.name], connected)

@@ -396,6 +396,7 @@ class SseTransport(Transport):
         if head:
             stream.prime(head)
         self._subs.add(stream, patterns)
+        self.host.events.connected(self, stream.name)
         self._no_streams.clear()
 
     def _reset_block(self, last_id: str) -> bytes:
@@ -405,6 +406,7 @@ class SseTransport(Transport):
 
     def _close(self, stream: EventStream) -> None:
         self._subs.remove(stream)
+        self.host.events.disconnected(self, stream.name)
         if not self._subs.streams:
             self._no_streams.set()
 

@@ -34,6 +34,7 @@ from framework.messaging.dispatch import (
     Stream,
 )
 from framework.messaging.streams import close, drive
+from framework.transports.base import NO_EVENTS, TransportEvents
 from framework.transports.websocket._endpoint import Endpoint, call_hooks
 from framework.transports.websocket._frames import (
     CANCEL_EVENT,
@@ -120,6 +121,10 @@ class Connections:
         """Frames being handled now."""
         self.idle_event: asyncio.Event | None = None
         """Set when ``inflight`` drops to 0 (while a drain waits for it)."""
+        self.owner: Any = None
+        """The transport, named in transport events (set at start)."""
+        self.events: TransportEvents = NO_EVENTS
+        """The host's transport events (set at start)."""
 
     async def admit(self, handshake: Handshake) -> bool:
         """Whether to accept a connection (open for business, origin list, guards)."""
@@ -192,6 +197,7 @@ class Session:
         "_dispatcher",
         "_enc",
         "_left",
+        "_reported",
         "_tasks",
         "endpoint",
         "socket",
@@ -206,6 +212,7 @@ class Session:
         self.socket = socket
         self.state = _CONNECTING
         self._left = False  # the client left while the session was opening
+        self._reported = False  # host.events was told it connected
         self._tasks: set[asyncio.Task[None]] = set()  # frames in tasks (max_concurrency)
 
     def __repr__(self) -> str:
@@ -274,7 +281,10 @@ class Session:
         if self.state is not _CONNECTING:
             raise RuntimeError(f"open() on a session that is {self.state.value}")
         sock = self.socket
-        self._conns.hub.add(sock)
+        conns = self._conns
+        conns.hub.add(sock)
+        conns.events.connected(conns.owner, sock.id)
+        self._reported = True
         if self._conns.authenticate is not None and not await self._authenticate(receive, unwrap):
             return False
         try:
@@ -291,9 +301,12 @@ class Session:
     async def close(self, code: int | None) -> None:
         """The connection is gone (``code``: the client's close code, if it sent one):
         release the socket, end its streams, call ``on_disconnect``."""
+        reported = self._reported
         self._move(_CLOSED)
         sock = self.socket
         sock.finish(code)
+        if reported:
+            self._conns.events.disconnected(self._conns.owner, sock.id)
         try:
             await call_hooks(self.endpoint.gateways, "on_disconnect", sock)
         except Exception:

@@ -193,6 +193,7 @@ class WebSocketTransport(Transport):
             self._prepare()
         connections = self.connections
         connections.draining = False
+        connections.owner, connections.events = self, self.host.events
         for ep in self.endpoints.values():
             await call_hooks(ep.gateways, "after_init", self)
         if self.port is not None:
