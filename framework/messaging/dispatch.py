@@ -336,7 +336,7 @@ class Dispatcher:
     async def dispatch(self, inbound: Inbound) -> Outcome:
         """A message that may be either (a WS frame, an SSE ``POST``): the request
         handler, unless event handlers match more closely (or there is none)."""
-        found = self.route(inbound.pattern)
+        found = self._routes.get(inbound.pattern) or self.route(inbound.pattern)
         if found.message is not None and not found.prefer_events:
             return await self.request(inbound, found)
         return await self.event(inbound, found)

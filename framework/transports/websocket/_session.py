@@ -328,14 +328,8 @@ class Session:
             else:
                 conns.inflight += 1
                 try:
-                    # ``Dispatcher.dispatch`` spelled out: one coroutine less per frame.
-                    dispatcher = self._dispatcher
                     inbound = Inbound(event, data, headers, frame, self.socket)
-                    found = dispatcher.route(event)
-                    if found.message is not None:
-                        outcome = await dispatcher.request(inbound, found)
-                    else:
-                        outcome = await dispatcher.event(inbound, found)
+                    outcome = await self._dispatcher.dispatch(inbound)
                     if isinstance(outcome, Reply):
                         name = event if outcome.event is None else outcome.event
                         reply = enc.reply(name, outcome.data, fid)
