@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from framework.exceptions import ConfigurationError
+from framework.http._abort import abort_connection
 from framework.messaging.codecs import encode
 from framework.messaging.streams import close, drive
 
@@ -152,6 +153,7 @@ class EventStream:
         "__weakref__",
         "_abort",
         "_buffer",
+        "_send",
         "_sending",
         "_task",
         "_waiter",
@@ -183,6 +185,7 @@ class EventStream:
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         self._sending = False
+        self._send: Send | None = None
         self._abort = False
 
     def __repr__(self) -> str:
@@ -234,14 +237,16 @@ class EventStream:
     def drop(self) -> None:
         """Discard what is buffered and end the response now.
 
-        A writer blocked on a client that stopped reading is cancelled: the server then
-        closes the connection (uvicorn logs "ASGI callable returned without completing
-        response" for it).
+        A writer blocked on a client that stopped reading is cancelled, and the TCP
+        connection is aborted where the server lets us reach it (``abort_connection``):
+        closing it nicely would wait forever to flush what the client never reads.
         """
         if self.state not in (StreamState.OPEN, StreamState.CLOSING):
             return
         self.state = StreamState.DROPPED
         self._buffer.clear()
+        if self._send is not None:
+            abort_connection(self._send)
         if self._sending and self._task is not None:
             self._abort = True
             self._task.cancel()
@@ -257,6 +262,7 @@ class EventStream:
         """Run the response: headers, then buffered blocks until closed or dropped, or
         until the client disconnects."""
         self._task = asyncio.current_task()
+        self._send = send
         watcher = asyncio.create_task(self._watch(receive), name=f"sse-watch-{self.name}")
         try:
             await send(

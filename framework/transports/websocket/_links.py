@@ -11,6 +11,8 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from framework.http._abort import abort_connection
+
 OPEN = State.OPEN
 
 
@@ -18,8 +20,9 @@ class AsgiLink:
     """ASGI ``websocket.send``/``websocket.close`` messages.
 
     Frames travel as ``str`` (text frames: browsers hand binary frames to scripts as
-    blobs). ASGI cannot drop a TCP connection, so ``abort`` cancels the connection's
-    reader task; the endpoint then returns and the server closes the socket.
+    blobs). ASGI cannot drop a TCP connection, so ``abort`` aborts the server's
+    transport where it can reach it (``abort_connection``) and cancels the connection's
+    reader task, so the endpoint returns.
     """
 
     __slots__ = ("_send", "aborted", "task")
@@ -50,6 +53,7 @@ class AsgiLink:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
     def abort(self) -> None:
+        abort_connection(self._send)
         task = self.task
         if task is not None and not task.done():
             self.aborted = True
