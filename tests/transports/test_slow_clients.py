@@ -8,10 +8,12 @@ import asyncio
 import socket
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from framework import create_app, module
+from framework.transports import Transport, TransportEvents
 from framework.transports.sse import SseTransport
 from framework.transports.websocket import WebSocketTransport
 from tests.timing import TIME_FACTOR
@@ -27,6 +29,15 @@ _HANDSHAKE = (
 
 
 _SUBSCRIBE = b"GET /events?subscribe=t.* HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+class Drops(TransportEvents):
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], int] = {}
+
+    def dropped(self, transport: Transport, peer: Any, why: str) -> None:
+        key = (transport.name, why)
+        self.seen[key] = self.seen.get(key, 0) + 1
 
 
 @module()
@@ -72,6 +83,8 @@ async def test_dropped_slow_clients_lose_their_connections() -> None:
     ws = WebSocketTransport("/ws", send_queue=8, close_timeout=0.5 * TIME_FACTOR)
     sse = SseTransport("/events", max_buffer=8, heartbeat=None)
     app = create_app(Empty, transports=[ws, sse])
+    drops = Drops()
+    app.use_transport_events(drops)
     clients: list[socket.socket] = []
     try:
         async with uvicorn_running(app) as port:
@@ -99,6 +112,10 @@ async def test_dropped_slow_clients_lose_their_connections() -> None:
                 if i % 50 == 0:
                     await asyncio.sleep(0)  # let writers run into the full buffers
             assert not ws.sockets and not sse.subscriber_count  # all dropped
+            assert drops.seen == {
+                ("ws", "send queue full"): CLIENTS,
+                ("sse", "buffer full"): CLIENTS,
+            }
 
             # Dropped is not enough: the server must let go of the TCP connections.
             def released() -> bool:

@@ -19,7 +19,7 @@ import enum
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from framework.messaging._patterns import matches
@@ -181,6 +181,8 @@ class WsSocket:
                 len(queue),
             )
             self.begin_close(CLOSE_POLICY, "send queue full", flush=False)
+            if self._hub.on_drop is not None:
+                self._hub.on_drop(self, "send queue full")
             return False
         if not queue and self._link.try_write(frame):
             return True
@@ -332,6 +334,8 @@ class Hub:
         self.rooms: dict[str, set[WsSocket]] = {}
         self.subs: dict[str, set[WsSocket]] = {}
         self._matches: dict[str, tuple[str, ...]] = {}
+        self.on_drop: Callable[[WsSocket, str], None] | None = None
+        """Told when a socket is cut off (the transport reports it as a transport event)."""
 
     def add(self, sock: WsSocket) -> None:
         self.sockets[sock.id] = sock

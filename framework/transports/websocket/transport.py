@@ -194,6 +194,8 @@ class WebSocketTransport(Transport):
         connections = self.connections
         connections.draining = False
         connections.owner, connections.events = self, self.host.events
+        events = self.host.events
+        self.hub.on_drop = lambda sock, why: events.dropped(self, sock.id, why)
         for ep in self.endpoints.values():
             await call_hooks(ep.gateways, "after_init", self)
         if self.port is not None:
