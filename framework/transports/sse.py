@@ -384,23 +384,29 @@ class SseTransport(Transport):
     def _open(self, stream: EventStream, patterns: tuple[str, ...], last_id: str | None) -> None:
         # No await between computing the replay and registering: no event can fall in
         # between, so the client misses nothing and gets nothing twice.
-        head = b"retry: %d\n\n" % self.retry_ms if self.retry_ms is not None else b""
+        if self.retry_ms is not None:
+            stream.prime(b"retry: %d\n\n" % self.retry_ms)
         if last_id is not None:
             missed = self.replay.after(last_id, time.monotonic())
-            if missed is None:
-                head += self._reset_block(last_id)
+            blocks = None
+            if missed is not None:
+                blocks = [e.block for e in missed if any(matches(p, e.pattern) for p in patterns)]
+            if blocks is None:
+                stream.prime(self._reset_block(last_id, "The events after this id are gone"))
+            elif len(blocks) > self.max_buffer:
+                # The replay counts against the client's own bound, like live events: a
+                # client this far behind starts over instead of holding a copy each.
+                why = f"More than max_buffer ({self.max_buffer}) events were missed"
+                stream.prime(self._reset_block(last_id, why))
             else:
-                head += b"".join(
-                    e.block for e in missed if any(matches(p, e.pattern) for p in patterns)
-                )
-        if head:
-            stream.prime(head)
+                for block in blocks:  # the replay buffer's own bytes, not a copy
+                    stream.prime(block)
         self._subs.add(stream, patterns)
         self.host.events.connected(self, stream.name)
         self._no_streams.clear()
 
-    def _reset_block(self, last_id: str) -> bytes:
-        body = {"lastEventId": last_id, "reason": "The events after this id are gone"}
+    def _reset_block(self, last_id: str, reason: str) -> bytes:
+        body = {"lastEventId": last_id, "reason": reason}
         # The id moves the client past the gap, so its next reconnect resumes from here.
         return encode_event(encode(body), event="reset", id=self.replay.latest_id or "")
 

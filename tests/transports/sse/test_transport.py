@@ -413,3 +413,24 @@ async def test_drain_ends_streams_and_refuses_new_ones(client: httpx.AsyncClient
     assert [e.data for e in reader.events] == ["1"]
     assert refused.status_code == 503
     assert posted.status_code == 200, "in-flight and keep-alive POSTs are still served"
+
+
+async def test_a_resume_longer_than_the_client_bound_resets(client: httpx.AsyncClient) -> None:
+    # Issue 15 defect 4: a replay used to be one copy per client outside max_buffer.
+    app, _ = make_app(replay_size=100, max_buffer=8)
+    async with serving(app) as url:
+        for i in range(1, 31):
+            await app.publish("orders.created", {"i": i})
+        far = {"Last-Event-ID": f"{app.event_id_prefix}1"}
+        async with subscribe(client, f"{url}/events?subscribe=orders.*", far) as (_, r, _):
+            await r.wait_for(lambda r: len(r.events) == 1)
+            await app.publish("orders.created", {"i": 31})
+            await r.wait_for(lambda r: len(r.events) == 2)
+        near = {"Last-Event-ID": f"{app.event_id_prefix}25"}
+        async with subscribe(client, f"{url}/events?subscribe=orders.*", near) as (_, q, _):
+            await q.wait_for(lambda r: len(r.events) == 6)
+    reset = r.events[0]
+    assert reset.event == "reset" and seq(reset.id) == "30"
+    assert "max_buffer" in json.loads(reset.data)["reason"]
+    assert seq(r.events[1].id) == "31"
+    assert [seq(e.id) for e in q.events] == ["26", "27", "28", "29", "30", "31"]
