@@ -45,6 +45,9 @@ from framework.messaging.context import ExecutionContext, MessageContext
 from framework.messaging.router import HandlerMiddleware
 from framework.transports.base import ClientProxy, Transport
 
+__version__ = "0.2.0"
+"""The release (pyproject.toml reads it from here: one place to change)."""
+
 __all__ = [
     "REQUEST",
     "Application",

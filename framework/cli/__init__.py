@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from framework import __version__
 from framework.cli import errors
 
 __all__ = ["main"]
@@ -56,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--traceback", action="store_true", help="on errors, print every traceback frame"
     )
+    parser.add_argument("--version", action="version", version=f"framework {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("run", help="serve an app with uvicorn")
