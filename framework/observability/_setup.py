@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from framework.application import Application
 
 OTEL_API_REQUIREMENT = "opentelemetry-api>=1.20"
-OTEL_SDK_REQUIREMENT = "opentelemetry-sdk>=1.20"
 
 
 class HttpScopeMiddleware:
@@ -240,9 +239,9 @@ def _require_opentelemetry(tracing: bool) -> None:
         import opentelemetry.trace  # noqa: F401
     except ImportError:
         raise ConfigurationError(
-            "OpenTelemetry spans need opentelemetry-api and opentelemetry-sdk, which are "
-            "not installed: `pip install 'framework[otel]'` (the `otel` extra: "
-            f"'{OTEL_API_REQUIREMENT}' '{OTEL_SDK_REQUIREMENT}'), or leave "
+            "OpenTelemetry spans need opentelemetry-api, which is not installed: "
+            f"`pip install 'framework[otel]'` (the `otel` extra: '{OTEL_API_REQUIREMENT}'; "
+            "your app adds an SDK such as opentelemetry-sdk to export spans), or leave "
             "opentelemetry off"
         ) from None
     if not tracing:
