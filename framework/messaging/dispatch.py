@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from framework.exceptions import PatternNotFoundError
+from framework.messaging._cache import NameCache
 from framework.messaging.codecs import encode
 from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
@@ -32,13 +33,6 @@ from framework.messaging.router import MessageHandler, Router
 from framework.messaging.streams import drive, is_stream
 
 logger = logging.getLogger("framework.messaging")
-
-MAX_ROUTES = 10_000
-"""Route lookups cached per dispatcher; the cache is cleared when full."""
-
-MAX_CACHED_NAME = 256
-"""Pattern names longer than this (in characters) are looked up but never cached, so a
-sender inventing long names cannot hold memory (10,000 names of 1 MiB would be 10 GiB)."""
 
 
 class Inbound(MessageContext):
@@ -180,7 +174,6 @@ class Handled:
 # Successful outcomes carry no per-message data: share them (an event costs no allocation).
 _NO_ROUTE = Route(None, ())
 _HANDLED = tuple(Handled(n) for n in range(16))
-_ONE_HANDLED = _HANDLED[1]
 
 
 Outcome = Reply | Stream | Failure | NotFound | Handled
@@ -213,28 +206,21 @@ class Dispatcher:
         self.transport = transport
         self._context = context
         self._allows = allows
-        self._routes: dict[str, Route] = {}
+        self._routes: NameCache[Route] = NameCache()
 
     # -- lookups (synchronous) ------------------------------------------------------
 
     def route(self, pattern: str) -> Route:
-        """The handlers of ``pattern``; cached (names longer than ``MAX_CACHED_NAME``
-        are not)."""
-        try:
-            return self._routes[pattern]
-        except KeyError:
-            pass
+        """The handlers of ``pattern`` (cached: ``NameCache``)."""
+        found = self._routes.get(pattern)
+        if found is not None:
+            return found
         router, name, allows = self.router, self.transport, self._allows
         matching = [h for h in router.matching(pattern, name) if allows is None or allows(h)]
         message = next((h for h in matching if h.kind == "message"), None)
         events = tuple(h for h in matching if h.kind == "event")
         prefer_events = bool(events) and matching[0].kind == "event"
-        found = Route(message, events, prefer_events)
-        if len(pattern) <= MAX_CACHED_NAME:
-            if len(self._routes) >= MAX_ROUTES:
-                self._routes.clear()
-            self._routes[pattern] = found
-        return found
+        return self._routes.keep(pattern, Route(message, events, prefer_events))
 
     def context(self, inbound: Inbound) -> MessageContext:
         """The message's handler context: the message itself, or (with a ``context``
@@ -259,8 +245,7 @@ class Dispatcher:
 
     async def request(self, inbound: Inbound, route: Route | None = None) -> Outcome:
         """Run the request handler: ``Reply``, ``Stream``, ``Failure`` or ``NOT_FOUND``."""
-        found = route or self._routes.get(inbound.pattern) or self.route(inbound.pattern)
-        handler = found.message
+        handler = (self.route(inbound.pattern) if route is None else route).message
         if handler is None:
             return NOT_FOUND
         try:
@@ -277,19 +262,8 @@ class Dispatcher:
     async def event(self, inbound: Inbound, route: Route | None = None) -> Outcome:
         """Run every event handler (with none, the request handler, reply dropped);
         one failing never stops the others. ``Handled`` or ``NOT_FOUND``."""
-        # A cached route without the method call; an empty route is falsy and looked up
-        # again (from the cache) by ``route``.
-        found = route or self._routes.get(inbound.pattern) or self.route(inbound.pattern)
+        found = self.route(inbound.pattern) if route is None else route
         handlers: Sequence[MessageHandler] = found.events
-        if len(handlers) == 1:  # the common case, without the loop's bookkeeping
-            handler = handlers[0]
-            try:
-                ctx = self.context(inbound) if handler.needs_context else None
-                await handler.call(inbound.payload, ctx)
-            except Exception as exc:
-                _log_event_failure(handler, inbound.pattern, exc)
-                return Handled(1, ((handler, exc),))
-            return _ONE_HANDLED
         if not handlers:
             if found.message is None:
                 return NOT_FOUND
@@ -318,7 +292,7 @@ class Dispatcher:
         for inbound in batch:
             pattern = inbound.pattern
             if pattern is not last:
-                found = self._routes.get(pattern) or self.route(pattern)
+                found = self.route(pattern)
                 last = pattern
             handlers = found.events
             if len(handlers) == 1:  # event()'s fast path, inline
@@ -336,7 +310,7 @@ class Dispatcher:
     async def dispatch(self, inbound: Inbound) -> Outcome:
         """A message that may be either (a WS frame, an SSE ``POST``): the request
         handler, unless event handlers match more closely (or there is none)."""
-        found = self._routes.get(inbound.pattern) or self.route(inbound.pattern)
+        found = self.route(inbound.pattern)
         if found.message is not None and not found.prefer_events:
             return await self.request(inbound, found)
         return await self.event(inbound, found)

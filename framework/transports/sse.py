@@ -35,11 +35,11 @@ from starlette.types import Receive, Scope, Send
 from framework.exceptions import ConfigurationError, ForbiddenException
 from framework.http._routing import error_response, failure_response, json_response
 from framework.http._sse import EventStream, EventStreamResponse, StreamState, encode_event
+from framework.messaging._cache import NameCache
 from framework.messaging._patterns import is_wildcard, matches, validate_pattern
 from framework.messaging.codecs import encode
 from framework.messaging.context import ExecutionContext
 from framework.messaging.dispatch import (
-    MAX_CACHED_NAME,
     NOT_FOUND,
     Dispatcher,
     Failure,
@@ -49,11 +49,6 @@ from framework.messaging.dispatch import (
     Stream,
 )
 from framework.transports.base import Transport
-
-MAX_MATCH_CACHE = 10_000
-"""Published pattern names whose matching subscriptions are cached; the cache is cleared
-when it reaches this size. Names longer than ``MAX_CACHED_NAME`` characters are not
-cached (a name can come from a client)."""
 
 
 @dataclass(slots=True)
@@ -133,7 +128,8 @@ class _Subscriptions:
         self.streams: dict[EventStream, tuple[str, ...]] = {}
         self._exact: dict[str, dict[EventStream, None]] = {}
         self._wild: dict[str, dict[EventStream, None]] = {}
-        self._cache: dict[str, tuple[dict[EventStream, None], ...]] = {}
+        # Published names may come from clients: a ``NameCache`` bounds them.
+        self._cache: NameCache[tuple[dict[EventStream, None], ...]] = NameCache()
 
     def add(self, stream: EventStream, patterns: tuple[str, ...]) -> None:
         self.streams[stream] = patterns
@@ -160,11 +156,9 @@ class _Subscriptions:
         """Every stream subscribed to a pattern matching ``name``, each once."""
         groups = self._cache.get(name)
         if groups is None:
-            groups = tuple(g for p, g in self._wild.items() if matches(p, name))
-            if len(name) <= MAX_CACHED_NAME:  # long names: matched, never kept
-                if len(self._cache) >= MAX_MATCH_CACHE:
-                    self._cache.clear()
-                self._cache[name] = groups
+            groups = self._cache.keep(
+                name, tuple(g for p, g in self._wild.items() if matches(p, name))
+            )
         exact = self._exact.get(name)
         if exact is not None:
             groups = (exact, *groups)

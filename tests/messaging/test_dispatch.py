@@ -16,8 +16,8 @@ from framework import (
     message_pattern,
     module,
 )
+from framework.messaging._cache import MAX_CACHED_NAME
 from framework.messaging.dispatch import (
-    MAX_CACHED_NAME,
     NOT_FOUND,
     Dispatcher,
     Failure,

@@ -23,7 +23,7 @@ from typing import Any
 
 import pydantic_core
 
-from framework.messaging.dispatch import MAX_CACHED_NAME
+from framework.messaging._cache import NameCache
 
 EXCEPTION_EVENT = "exception"
 SUBSCRIBE_EVENT = "subscribe"
@@ -31,9 +31,6 @@ UNSUBSCRIBE_EVENT = "unsubscribe"
 CANCEL_EVENT = "cancel"
 CONTROL_EVENTS = frozenset({SUBSCRIBE_EVENT, UNSUBSCRIBE_EVENT, CANCEL_EVENT})
 """Events the transport answers itself; no handler may declare them on "ws"."""
-
-MAX_PREFIX_CACHE = 10_000
-"""Encoded frame prefixes kept (one per event name); cleared when full."""
 
 _to_json = pydantic_core.to_json
 _from_json = pydantic_core.from_json
@@ -89,22 +86,15 @@ class FrameEncoder:
     __slots__ = ("_prefixes",)
 
     def __init__(self) -> None:
-        self._prefixes: dict[str, bytes] = {}
+        # One per event name; names come from clients, so a ``NameCache``.
+        self._prefixes: NameCache[bytes] = NameCache()
 
     def prefix(self, event: str) -> bytes:
         """``{"event":<event>,"data":`` encoded once per event name."""
-        try:
-            return self._prefixes[event]
-        except KeyError:
-            pass
-        value = b'{"event":' + _to_json(event) + b',"data":'
-        # Long names are not cached (as the dispatcher's routes): a client inventing
-        # them, answered by a wildcard handler, cannot hold memory.
-        if len(event) <= MAX_CACHED_NAME:
-            if len(self._prefixes) >= MAX_PREFIX_CACHE:
-                self._prefixes.clear()
-            self._prefixes[event] = value
-        return value
+        found = self._prefixes.get(event)
+        if found is not None:
+            return found
+        return self._prefixes.keep(event, b'{"event":' + _to_json(event) + b',"data":')
 
     def message(self, event: str, data_json: bytes) -> bytes:
         """A pushed event or an id-less reply."""

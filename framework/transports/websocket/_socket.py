@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
+from framework.messaging._cache import NameCache
 from framework.messaging._patterns import matches
 from framework.messaging.codecs import encode
 from framework.transports.websocket._frames import FrameEncoder
@@ -333,7 +334,7 @@ class Hub:
         self.sockets: dict[str, WsSocket] = {}
         self.rooms: dict[str, set[WsSocket]] = {}
         self.subs: dict[str, set[WsSocket]] = {}
-        self._matches: dict[str, tuple[str, ...]] = {}
+        self._matches: NameCache[tuple[str, ...]] = NameCache()
         self.on_drop: Callable[[WsSocket, str], None] | None = None
         """Told when a socket is cut off (the transport reports it as a transport event)."""
 
@@ -380,9 +381,7 @@ class Hub:
         """Sockets subscribed to ``pattern`` (a snapshot: safe while sockets close)."""
         found = self._matches.get(pattern)
         if found is None:
-            if len(self._matches) >= 10_000:
-                self._matches.clear()
-            found = self._matches[pattern] = tuple(p for p in self.subs if matches(p, pattern))
+            found = self._matches.keep(pattern, tuple(p for p in self.subs if matches(p, pattern)))
         if not found:
             return ()
         if len(found) == 1:
