@@ -147,7 +147,7 @@ class Installation:
         self.middlewares: list[HandlerMiddleware] = []
         self._registry: Any = None
         self._collector: MetricsCollector | None = None
-        self._hooked: list[ClientProxy | MemoryTransport] = []
+        self._hooked: list[ClientProxy] = []
         scoped = config.tracing or logging_context_wanted()
         if config.metrics_path is not None:
             self.metrics = MessageMetrics(config.latency_buckets)
@@ -185,11 +185,10 @@ class Installation:
         """The memory transports' clients (made before or after), the default client and
         the registered ones: those that do not already add trace context."""
         hook = self._trace_hook
-        for transport in app.transports:
-            if isinstance(transport, MemoryTransport) and hook not in transport.client_header_hooks:
-                transport.client_header_hooks = (*transport.client_header_hooks, hook)
-                self._hooked.append(transport)
-        clients = [app.default_client, *app.container.instances_in_order()]
+        # A memory client's hooks are its transport's, shared by every client of it made
+        # before or after: hooking one client of each memory transport hooks them all.
+        memory = [t.create_client() for t in app.transports if isinstance(t, MemoryTransport)]
+        clients = [*memory, app.default_client, *app.container.instances_in_order()]
         for client in clients:
             if not isinstance(client, ClientProxy):
                 continue
@@ -219,15 +218,8 @@ class Installation:
 
     def close(self) -> None:
         """Unregister the metrics and take the header hooks away (the app stopped)."""
-        hook = self._trace_hook
-        for target in self._hooked:
-            if isinstance(target, MemoryTransport):
-                hooks = list(target.client_header_hooks)
-                if hook in hooks:
-                    hooks.remove(hook)
-                    target.client_header_hooks = tuple(hooks)
-            else:
-                target.remove_header_hook(hook)
+        for client in self._hooked:
+            client.remove_header_hook(self._trace_hook)
         self._hooked = []
         if self._collector is not None:
             self._registry.unregister(self._collector)
