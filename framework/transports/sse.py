@@ -432,7 +432,7 @@ class SseTransport(Transport):
         body = await _read_body(request, self.max_body)
         if body is None:
             return _error(413, f"The body is larger than {self.max_body} bytes")
-        # The default context is MessageContext(pattern, "sse", request.headers, request).
+        # The Inbound is its handlers' context: transport "sse", raw = the Request.
         inbound = Inbound(pattern, body, request.headers, request)
         match await self._dispatcher.dispatch(inbound):
             case Reply(data=data):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,6 +13,7 @@ from framework import (
     controller,
     create_app,
     event_pattern,
+    message_pattern,
     module,
 )
 from framework.transports.memory import MemoryTransport
@@ -59,3 +61,39 @@ async def test_emit_when_not_running_says_so() -> None:
 def test_limits_are_validated() -> None:
     with pytest.raises(ConfigurationError, match="at least 1"):
         MemoryTransport(max_queue=0)
+
+
+produced: list[int] = []
+stream_closed = asyncio.Event()
+
+
+@controller()
+class Endless:
+    @message_pattern("numbers")
+    async def numbers(self, payload: object) -> AsyncIterator[int]:
+        try:
+            for i in range(10_000):
+                produced.append(i)
+                yield i
+        finally:
+            stream_closed.set()
+
+
+@module(controllers=[Endless])
+class StreamApp:
+    pass
+
+
+async def test_a_slow_stream_reader_holds_the_producer_back() -> None:
+    produced.clear()
+    stream_closed.clear()
+    async with create_app(StreamApp, transports=[MemoryTransport(stream_buffer=4)]) as app:
+        stream = app.client.stream("numbers", {})
+        assert await anext(stream) == 0
+        for _ in range(20):  # give the producer every chance to run ahead
+            await asyncio.sleep(0)
+        # One item read, at most stream_buffer waiting, one in the driver's hands.
+        assert len(produced) <= 1 + 4 + 1
+        await stream.aclose()  # type: ignore[attr-defined]
+        await asyncio.wait_for(stream_closed.wait(), 5 * TIME_FACTOR)
+    assert len(produced) < 10
