@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from pydantic import BaseModel
@@ -155,6 +155,10 @@ class PlainController:
 @module(controllers=[PlainController], providers=[Events, ChatGateway, AdminGateway])
 class ChatModule:
     pass
+
+
+Serve = Callable[..., AbstractAsyncContextManager[tuple[Application, WebSocketTransport, str]]]
+"""``served`` with the module (and mode) bound: what a test's ``serve`` fixture gives."""
 
 
 @asynccontextmanager

@@ -10,28 +10,25 @@ import asyncio
 import functools
 import json
 import math
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from framework import Application, injectable, module
+from framework import injectable, module
 from framework.transports.websocket import (
-    WebSocketTransport,
     subscribe_message,
     websocket_gateway,
 )
 from tests.transports.websocket.app import (
     TIMEOUT,
+    Serve,
     raw_client,
     recv_json,
     send_json,
     served,
 )
-
-Serve = Callable[..., AbstractAsyncContextManager[tuple[Application, WebSocketTransport, str]]]
 
 
 @pytest.fixture(params=["asgi", "standalone"])

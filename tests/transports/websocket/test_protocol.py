@@ -7,25 +7,21 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from framework import Application
 from framework.transports.websocket import Handshake, WebSocketTransport
 from tests.timing import TIME_FACTOR
 from tests.transports.websocket.app import (
     TIMEOUT,
     Events,
+    Serve,
     raw_client,
     recv_json,
     send_json,
     served,
 )
-
-Serve = Callable[..., AbstractAsyncContextManager[tuple[Application, WebSocketTransport, str]]]
 
 
 @pytest.fixture(params=["asgi", "standalone"])
