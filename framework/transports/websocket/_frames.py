@@ -24,6 +24,7 @@ from typing import Any
 import pydantic_core
 
 from framework.messaging._cache import NameCache
+from framework.messaging.codecs import encode
 
 EXCEPTION_EVENT = "exception"
 SUBSCRIBE_EVENT = "subscribe"
@@ -122,8 +123,7 @@ class FrameEncoder:
     def exception(self, payload: Mapping[str, Any], fid: Any) -> bytes:
         """An error frame; the id is inside ``data`` (NestJS-style clients read only
         ``data``) and at the top level (like every other reply)."""
-        # A validation error echoes the input, which may hold NaN: JSON's null instead.
+        # ``encode``: a validation error echoes the input, which may hold NaN.
         if fid is None:
-            return _to_json({"event": EXCEPTION_EVENT, "data": payload}, inf_nan_mode="null")
-        frame = {"event": EXCEPTION_EVENT, "data": {**payload, "id": fid}, "id": fid}
-        return _to_json(frame, inf_nan_mode="null")
+            return encode({"event": EXCEPTION_EVENT, "data": payload})
+        return encode({"event": EXCEPTION_EVENT, "data": {**payload, "id": fid}, "id": fid})
