@@ -273,7 +273,7 @@ class MemoryClient(ClientProxy):
         if transport.client_header_hooks:
             headers = self.outgoing_headers(headers)
         queue = transport._queue
-        raw = data if data.__class__ is bytes else encode(data)
+        raw = encode(data)
         item = Inbound(pattern, raw, headers, raw)
         if queue is not None and queue.try_put(item):
             transport._unfinished += 1
