@@ -24,6 +24,7 @@ PUBLIC_PACKAGES = [
     "framework.testing.kafka",
     "framework.transports",
     "framework.transports.kafka",
+    "framework.transports.socketio",
     "framework.transports.websocket",
 ]
 

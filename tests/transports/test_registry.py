@@ -33,6 +33,7 @@ def test_the_built_in_transports_are_registered() -> None:
     assert found["kafka"] == "framework.transports.kafka:KafkaTransport"
     assert found["ws"] == "framework.transports.websocket:WebSocketTransport"
     assert found["sse"] == "framework.transports.sse:SseTransport"
+    assert found["socketio"] == "framework.transports.socketio:SocketIoTransport"
 
 
 def test_load_transport_creates_one_with_its_options() -> None:

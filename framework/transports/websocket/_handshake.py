@@ -22,6 +22,8 @@ class Handshake:
         query: the query parameters (last value wins).
         client: ``(host, port)`` of the peer, when known.
         data: values to keep for the connection; they become ``socket.data``.
+        auth: the Socket.IO ``auth`` payload (``None`` on plain WebSocket).
+        namespace: the Socket.IO namespace being connected to (``None`` on WebSocket).
     """
 
     path: str
@@ -29,6 +31,8 @@ class Handshake:
     query: Mapping[str, str]
     client: tuple[str, int] | None
     data: dict[str, Any] = field(default_factory=dict)
+    auth: Any = None
+    namespace: str | None = None
 
     @property
     def origin(self) -> str | None:

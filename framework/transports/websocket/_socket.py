@@ -19,12 +19,11 @@ import enum
 import itertools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from framework.messaging._cache import NameCache
-from framework.messaging._patterns import matches
 from framework.messaging.codecs import encode
+from framework.transports._members import Members
 from framework.transports.websocket._frames import FrameEncoder
 
 logger = logging.getLogger("framework.websocket")
@@ -318,7 +317,7 @@ class WsSocket:
                 await asyncio.shield(task)
 
 
-class Hub:
+class Hub(Members[WsSocket]):
     """Every open socket of one transport, with its rooms and subscriptions.
 
     Args:
@@ -328,70 +327,9 @@ class Hub:
     """
 
     def __init__(self, *, send_queue: int, close_timeout: float) -> None:
+        super().__init__()
         self.send_queue = send_queue
         self.close_timeout = close_timeout
         self.encoder = FrameEncoder()
-        self.sockets: dict[str, WsSocket] = {}
-        self.rooms: dict[str, set[WsSocket]] = {}
-        self.subs: dict[str, set[WsSocket]] = {}
-        self._matches: NameCache[tuple[str, ...]] = NameCache()
         self.on_drop: Callable[[WsSocket, str], None] | None = None
         """Told when a socket is cut off (the transport reports it as a transport event)."""
-
-    def add(self, sock: WsSocket) -> None:
-        self.sockets[sock.id] = sock
-
-    def remove(self, sock: WsSocket) -> None:
-        self.sockets.pop(sock.id, None)
-        for room in list(sock.rooms_):
-            self.leave(sock, room)
-        for pattern in list(sock.subscriptions_):
-            self.unsubscribe(sock, pattern)
-
-    def join(self, sock: WsSocket, room: str) -> None:
-        sock.rooms_.add(room)
-        self.rooms.setdefault(room, set()).add(sock)
-
-    def leave(self, sock: WsSocket, room: str) -> None:
-        sock.rooms_.discard(room)
-        members = self.rooms.get(room)
-        if members is not None:
-            members.discard(sock)
-            if not members:
-                del self.rooms[room]
-
-    def subscribe(self, sock: WsSocket, pattern: str) -> None:
-        sock.subscriptions_.add(pattern)
-        members = self.subs.get(pattern)
-        if members is None:
-            members = self.subs[pattern] = set()
-            self._matches.clear()
-        members.add(sock)
-
-    def unsubscribe(self, sock: WsSocket, pattern: str) -> None:
-        sock.subscriptions_.discard(pattern)
-        members = self.subs.get(pattern)
-        if members is not None:
-            members.discard(sock)
-            if not members:
-                del self.subs[pattern]
-                self._matches.clear()
-
-    def subscribers(self, pattern: str) -> Collection[WsSocket]:
-        """Sockets subscribed to ``pattern`` (a snapshot: safe while sockets close)."""
-        found = self._matches.get(pattern)
-        if found is None:
-            found = self._matches.keep(pattern, tuple(p for p in self.subs if matches(p, pattern)))
-        if not found:
-            return ()
-        if len(found) == 1:
-            return tuple(self.subs.get(found[0], ()))
-        out: set[WsSocket] = set()
-        for p in found:
-            out.update(self.subs.get(p, ()))
-        return out
-
-    def targets(self, room: str | None) -> Iterable[WsSocket]:
-        if room is None:
-            return tuple(self.sockets.values())
-        return tuple(self.rooms.get(room, ()))

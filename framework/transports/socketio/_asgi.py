@@ -1,0 +1,284 @@
+"""The Engine.IO endpoint on the app's HTTP server: long-polling (``GET``/``POST``) and
+WebSocket on one path (default ``/socket.io/``).
+
+Requests (query ``EIO=4&transport=polling|websocket[&sid=...]``):
+
+- ``GET`` without ``sid``: a new polling session; the body is the OPEN packet.
+- ``GET`` with ``sid``: waits for the session's packets (a ping comes every
+  ``ping_interval``, so it never waits longer).
+- ``POST`` with ``sid``: the client's packets; answered ``ok``.
+- WebSocket without ``sid``: a new session on WebSocket; with ``sid``: the upgrade of
+  a polling session (``2probe`` / ``3probe``, then ``5``).
+
+Errors are HTTP 400 (403 for a refused origin) with Engine.IO's JSON body
+``{"code": n, "message": ...}``; a packet that breaks the protocol closes its session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pydantic_core
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+
+from framework.transports.socketio._engine import (
+    POLLING,
+    WEBSOCKET,
+    Engine,
+    EngineSession,
+    EngineState,
+)
+from framework.transports.socketio._packets import (
+    EIO_OPEN,
+    EIO_PING,
+    EIO_PONG,
+    EIO_UPGRADE,
+    PacketError,
+    decode_polling_body,
+    encode_polling_body,
+)
+from framework.transports.websocket._handshake import origin_allowed
+
+logger = logging.getLogger("framework.socketio")
+
+UNKNOWN_TRANSPORT = (0, "Transport unknown")
+UNKNOWN_SID = (1, "Session ID unknown")
+BAD_METHOD = (2, "Bad handshake method")
+BAD_REQUEST = (3, "Bad request")
+FORBIDDEN = (4, "Forbidden")
+BAD_VERSION = (5, "Unsupported protocol version")
+
+Opened = Callable[[EngineSession], None]
+"""Told of every new session before its first packet (the Socket.IO layer hooks in)."""
+
+
+class Gate:
+    """What the endpoint asks before serving: open for business, origins allowed."""
+
+    def __init__(self, allowed_origins: frozenset[str] | None) -> None:
+        self.allowed_origins = allowed_origins
+        self.accepting = False
+
+
+class EngineEndpoint:
+    """An ASGI app serving one Engine.IO path."""
+
+    def __init__(self, engine: Engine, gate: Gate, opened: Opened) -> None:
+        self.engine = engine
+        self.gate = gate
+        self.opened = opened
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        websocket = scope["type"] == "websocket"
+        problem = self._check(headers, query, websocket)
+        if websocket:
+            await self._websocket(scope, receive, send, headers, query, problem)
+            return
+        if problem is not None:
+            status = 403 if problem is FORBIDDEN else 400
+            await _respond(send, status, _error_body(problem), headers, self.gate)
+            return
+        method = scope["method"]
+        if method == "OPTIONS":
+            await _respond(send, 204, b"", headers, self.gate)
+            return
+        sid = query.get("sid")
+        if sid is None:
+            if method != "GET":
+                await _respond(send, 400, _error_body(BAD_METHOD), headers, self.gate)
+                return
+            session = self._open(POLLING, headers, query, scope)
+            body = EIO_OPEN + pydantic_core.to_json(self.engine.open_payload(session)).decode()
+            await _respond(send, 200, body.encode(), headers, self.gate)
+            return
+        found = self.engine.sessions.get(sid)
+        if found is None or found.transport != POLLING:
+            await _respond(send, 400, _error_body(UNKNOWN_SID), headers, self.gate)
+            return
+        session = found
+        if method == "GET":
+            await self._get(session, send, headers)
+        elif method == "POST":
+            await self._post(session, receive, send, headers)
+        else:
+            await _respond(send, 400, _error_body(BAD_METHOD), headers, self.gate)
+
+    def _check(
+        self, headers: Headers, query: dict[str, str], websocket: bool
+    ) -> tuple[int, str] | None:
+        if not self.gate.accepting:
+            return BAD_REQUEST
+        if query.get("EIO") != "4":
+            return BAD_VERSION
+        transport = query.get("transport")
+        if transport not in (POLLING, WEBSOCKET) or (transport == WEBSOCKET) != websocket:
+            return UNKNOWN_TRANSPORT
+        if not origin_allowed(headers.get("origin"), self.gate.allowed_origins):
+            logger.info("Socket.IO refused: origin %r is not allowed", headers.get("origin"))
+            return FORBIDDEN
+        return None
+
+    def _open(
+        self, transport: str, headers: Headers, query: dict[str, str], scope: Scope
+    ) -> EngineSession:
+        session = self.engine.new_session(transport, headers, query, scope.get("client"))
+        self.opened(session)
+        session.start_heartbeat()
+        return session
+
+    # -- long-polling ----------------------------------------------------------------
+
+    async def _get(self, session: EngineSession, send: Send, headers: Headers) -> None:
+        try:
+            packets = await session.take()
+        except PacketError:
+            session.close("overlapping polls")
+            await _respond(send, 400, _error_body(BAD_REQUEST), headers, self.gate)
+            return
+        await _respond(send, 200, encode_polling_body(packets), headers, self.gate)
+
+    async def _post(
+        self, session: EngineSession, receive: Receive, send: Send, headers: Headers
+    ) -> None:
+        limit = self.engine.max_payload
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                logger.info("Closing Socket.IO session %s: body over %d bytes", session.sid, limit)
+                session.close("payload too large")
+                await _respond(send, 413, _error_body(BAD_REQUEST), headers, self.gate)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        try:
+            for packet in decode_polling_body(b"".join(chunks)):
+                if isinstance(packet, bytes):
+                    await session.receive_binary(packet)
+                else:
+                    await session.receive(packet)
+        except PacketError as exc:
+            logger.info("Closing Socket.IO session %s: %s", session.sid, exc)
+            session.close("parse error")
+            await _respond(send, 400, _error_body(BAD_REQUEST), headers, self.gate)
+            return
+        await _respond(send, 200, b"ok", headers, self.gate)
+
+    # -- WebSocket ---------------------------------------------------------------------
+
+    async def _websocket(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: Headers,
+        query: dict[str, str],
+        problem: tuple[int, str] | None,
+    ) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        sid = query.get("sid")
+        upgrade = None
+        if problem is None and sid is not None:
+            upgrade = self.engine.sessions.get(sid)
+            if upgrade is None or upgrade.transport != POLLING or upgrade.upgrading:
+                problem = UNKNOWN_SID
+        if problem is not None:
+            # Closing before accepting makes the server answer the handshake with 403.
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await send({"type": "websocket.accept"})
+        task = asyncio.current_task()
+        limit = self.engine.max_payload
+        if upgrade is None:
+            session = self._open(WEBSOCKET, headers, query, scope)
+            session.use_websocket(send, task)
+            open_packet = pydantic_core.to_json(self.engine.open_payload(session)).decode()
+            session.push(EIO_OPEN + open_packet)
+        else:
+            session = upgrade
+            session.upgrading = True
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break
+                text = message.get("text")
+                data: Any = text if text is not None else message.get("bytes") or b""
+                if len(data) > limit:
+                    logger.info("Closing Socket.IO session %s: packet too large", session.sid)
+                    session.close("payload too large", abort=True)
+                    break
+                if session.upgrading:
+                    if not await self._probe(session, data, send, task):
+                        break
+                    continue
+                if session.state is not EngineState.OPEN:
+                    continue
+                if data.__class__ is str:
+                    await session.receive(data)
+                else:
+                    await session.receive_binary(data)
+        except PacketError as exc:
+            logger.info("Closing Socket.IO session %s: %s", session.sid, exc)
+            session.close("parse error")
+        except asyncio.CancelledError:
+            # ``EngineSession.close(abort=True)`` cancels this task to drop the client:
+            # return normally so the server closes the TCP connection.
+            if task is None or session.ws_task is not task or session.state is EngineState.OPEN:
+                raise
+            task.uncancel()
+        finally:
+            if session.ws_task is task or upgrade is None:
+                session.close("transport close")
+
+    async def _probe(
+        self, session: EngineSession, data: Any, send: Send, task: asyncio.Task[Any] | None
+    ) -> bool:
+        """One packet of an upgrade: ``2probe`` -> ``3probe``; ``5`` switches over."""
+        if data == EIO_PING + "probe":
+            await send({"type": "websocket.send", "text": EIO_PONG + "probe"})
+            session.release_poll()
+            return True
+        if data == EIO_UPGRADE:
+            session.use_websocket(send, task)
+            return True
+        logger.info("Socket.IO upgrade of %s failed: unexpected %r", session.sid, data[:20])
+        session.upgrading = False
+        return False
+
+
+def _error_body(problem: tuple[int, str]) -> bytes:
+    code, message = problem
+    return pydantic_core.to_json({"code": code, "message": message})
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: Headers, gate: Gate) -> None:
+    out: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"text/plain; charset=UTF-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    origin = headers.get("origin")
+    if origin is not None and origin_allowed(origin, gate.allowed_origins):
+        # Browsers poll cross-origin only when the server says so (socket.io's ``cors``).
+        out.append((b"access-control-allow-origin", origin.encode("latin-1")))
+        out.append((b"access-control-allow-credentials", b"true"))
+        out.append((b"access-control-allow-methods", b"GET, POST, OPTIONS"))
+        out.append((b"access-control-allow-headers", b"content-type"))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,211 @@
+"""A Socket.IO client connected to one namespace (``SioSocket``), and what handlers can
+ask for (``SioContext``)."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from framework.messaging.codecs import encode
+from framework.messaging.context import MessageContext
+from framework.messaging.responses import WsResponse
+from framework.transports.socketio import _packets as packets
+from framework.transports.socketio._engine import EngineSession, new_id
+
+if TYPE_CHECKING:
+    from framework.transports.socketio._namespace import Connection, Namespace
+
+
+class SioState(enum.Enum):
+    """CONNECTED -> DISCONNECTED, never back."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+_CONNECTED = SioState.CONNECTED
+
+
+def args_json(args: tuple[Any, ...]) -> str:
+    """Event arguments as the JSON inside a packet's array (``null`` for NaN/Inf)."""
+    return ",".join(encode(a).decode() for a in args)
+
+
+class SioSocket:
+    """One client in one namespace, as gateways and handlers see it (socket.io's ``Socket``).
+
+    Attributes:
+        id: the socket id (per namespace, as in socket.io); also the name of a room the
+            socket is always in, so ``broadcast(..., room=socket.id)`` reaches it.
+        namespace: the namespace name (``"/"``, ``"/chat"``...).
+        headers: the handshake's HTTP headers (case-insensitive).
+        query: the handshake's query parameters.
+        auth: the ``auth`` payload the client connected with (``{}`` when none).
+        client: ``(host, port)`` of the peer, when known.
+        data: your own per-connection values (a guard may store the user here).
+        recovered: the client reconnected within the recovery window and kept its id,
+            rooms and data (connection state recovery).
+        state: ``SioState``; emits to a disconnected socket are dropped.
+    """
+
+    __slots__ = (
+        "_ns",
+        "_pfx",
+        "_session",
+        "_streams",
+        "auth",
+        "client",
+        "connection",
+        "data",
+        "headers",
+        "id",
+        "namespace",
+        "pid",
+        "query",
+        "recovered",
+        "rooms_",
+        "state",
+        "subscriptions_",
+    )
+
+    def __init__(self, ns: Namespace, connection: Connection, auth: dict[str, Any]) -> None:
+        session = connection.session
+        self.connection = connection
+        self.id = new_id()
+        self.pid = new_id()
+        self.namespace = ns.name
+        self.headers: Mapping[str, str] = session.headers
+        self.query: Mapping[str, str] = session.query
+        self.client = session.client
+        self.auth = auth
+        self.data: dict[str, Any] = {}
+        self.recovered = False
+        self.state = _CONNECTED
+        self.rooms_: set[str] = set()
+        self.subscriptions_: set[str] = set()
+        self._ns = ns
+        self._pfx = packets.prefix(ns.name)
+        self._session = session
+        self._streams: dict[Any, asyncio.Task[None]] = {}
+
+    def __repr__(self) -> str:
+        return f"SioSocket(id={self.id!r}, namespace={self.namespace!r}, state={self.state.value})"
+
+    # -- what users call -------------------------------------------------------------
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this socket is in (its own id among them)."""
+        return frozenset(self.rooms_)
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """The patterns this socket subscribed to (the ``subscribe`` event)."""
+        return frozenset(self.subscriptions_)
+
+    @property
+    def transport(self) -> str:
+        """The Engine.IO transport carrying it now: ``"polling"`` or ``"websocket"``."""
+        return self._session.transport
+
+    def emit(self, event: str, *args: Any) -> bool:
+        """Emit ``event`` with ``args`` to this client without waiting.
+
+        Returns ``False`` if the socket is disconnected or its client reads too slowly
+        (the connection is then dropped).
+        """
+        if self.state is not _CONNECTED:
+            return False
+        name = packets.name_json(event)
+        payload = args_json(args)
+        recovery = self._ns.server.recovery
+        if recovery is None:
+            frame = packets.event(self._pfx, name, payload)
+        else:
+            sep = "," if payload else ""
+            frame = recovery.add(
+                self.namespace,
+                lambda offset: packets.event(self._pfx, name, payload + sep + offset),
+                room=self.id,
+            )
+        return self._session.push(frame)
+
+    def join(self, room: str) -> None:
+        """Add this socket to ``room`` (``transport.broadcast(..., room=room)``)."""
+        if self.state is _CONNECTED:
+            self._ns.members.join(self, room)
+
+    def leave(self, room: str) -> None:
+        self._ns.members.leave(self, room)
+
+    async def disconnect(self) -> None:
+        """Disconnect this socket from its namespace (the client is told; other
+        namespaces on the same connection stay)."""
+        if self.state is _CONNECTED:
+            self._session.push(packets.disconnect(self._pfx))
+            await self._ns.leave(self, "server namespace disconnect")
+
+    # -- transport internals ---------------------------------------------------------
+
+    def write(self, frame: str) -> bool | Awaitable[bool]:
+        """Write an encoded packet in order (a reply): see ``EngineSession.write``."""
+        return self._session.write(frame)
+
+    def push(self, frame: str) -> bool:
+        return self._session.push(frame)
+
+    @property
+    def prefix(self) -> str:
+        return self._pfx
+
+    @property
+    def session(self) -> EngineSession:
+        return self._session
+
+    def add_stream(self, sid: Any, task: asyncio.Task[None]) -> None:
+        """Track a running stream under its id (``None``: it has none, and ends by
+        itself or with the socket)."""
+        key = object() if sid is None else sid
+        streams = self._streams
+        streams[key] = task
+        task.add_done_callback(lambda _: streams.pop(key, None))
+
+    def streaming(self, sid: Any) -> bool:
+        return sid in self._streams
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    def cancel_stream(self, sid: Any) -> bool:
+        task = self._streams.pop(sid, None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    def cancel_streams(self) -> None:
+        for task in list(self._streams.values()):
+            task.cancel()
+        self._streams.clear()
+
+
+class SioContext(MessageContext):
+    """The ``MessageContext`` of a Socket.IO event; annotate a handler parameter with it.
+
+    Attributes:
+        socket: the ``SioSocket`` that emitted the event (``join``/``leave`` rooms,
+            ``emit`` to it, read ``socket.data`` set by a guard).
+        raw: the event's arguments as sent (``[name, *args]``).
+    """
+
+    __slots__ = ("socket",)
+
+    def __init__(self, pattern: str, raw: Any, socket: SioSocket) -> None:
+        super().__init__(pattern, "socketio", None, raw)
+        self.socket = socket
+
+
+__all__ = ["SioContext", "SioSocket", "SioState", "WsResponse"]
