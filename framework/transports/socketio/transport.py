@@ -139,8 +139,10 @@ class SocketIoTransport(Transport):
         ]
 
     def server_options(self) -> dict[str, Any]:
-        """Engine.IO does its own heartbeats; uvicorn's WebSocket pings are not needed."""
-        return {"ws_max_size": self.engine.max_payload, "ws_ping_interval": None}
+        """uvicorn settings: no permessage-deflate (socket.io's default too: it costs
+        CPU and ~64 KiB of memory per connection). ``max_payload`` is checked per packet
+        here, so uvicorn's own frame limit is left to the WebSocket transport."""
+        return {"ws_per_message_deflate": False}
 
     async def _build_namespaces(self) -> dict[str, Namespace]:
         router = self.host.router
