@@ -249,11 +249,11 @@ class Namespace:
         if refusal is not None:
             session.push(packets.connect_error(self.prefix, refusal))
             return None
+        if restored is not None:
+            sock.id, sock.pid, sock.data = restored.sid, restored.pid, restored.data
+            sock.recovered = True
         hello: dict[str, Any] = {"sid": sock.id}
         if recovery is not None:
-            if restored is not None:
-                sock.id, sock.pid, sock.data = restored.sid, restored.pid, restored.data
-                sock.recovered = True
             hello["pid"] = sock.pid
         self.members.add(sock)
         self.members.join(sock, sock.id)
