@@ -44,9 +44,11 @@ class SocketIoClient(ClientProxy):
         auth: the ``auth`` payload sent at connect (the server's guards read it).
         headers: HTTP headers of the handshake.
         timeout: default seconds to wait for an ack, a stream item or the connection.
-        fail_pending_on_exception: an ``exception`` event fails the oldest request still
-            waiting. Turn it on against NestJS gateways, which emit ``exception`` and
-            never answer the ack; our transport answers the ack with the error itself.
+        fail_pending_on_exception: an ``exception`` event fails a request still waiting:
+            the oldest one for the event NestJS names in the error's ``cause.pattern``,
+            else the oldest one. Turn it on against NestJS gateways, which emit
+            ``exception`` and never answer the ack; our transport answers the ack with
+            the error itself.
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class SocketIoClient(ClientProxy):
         self._sio: Any = None
         self._ids = itertools.count(1)
         self._streams: dict[int, asyncio.Queue[Any]] = {}
-        self._pending: list[asyncio.Future[Any]] = []
+        self._pending: list[tuple[str, asyncio.Future[Any]]] = []
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
 
     @property
@@ -145,7 +147,8 @@ class SocketIoClient(ClientProxy):
         wait = self.timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(answer)
+        waiting = (pattern, answer)
+        self._pending.append(waiting)
 
         def on_ack(*args: Any) -> None:
             if not answer.done():
@@ -158,8 +161,8 @@ class SocketIoClient(ClientProxy):
         except (TimeoutError, socketio.exceptions.TimeoutError):
             raise RequestTimeoutError(pattern, wait) from None
         finally:
-            if answer in self._pending:
-                self._pending.remove(answer)
+            if waiting in self._pending:
+                self._pending.remove(waiting)
         if _is_error(reply):
             raise RemoteError(reply)
         return reply
@@ -235,7 +238,11 @@ class SocketIoClient(ClientProxy):
                 body = {k: v for k, v in payload.items() if k != "id"}
                 queue.put_nowait(RemoteError(body))
                 return
-        if self.fail_pending_on_exception and self._pending:
-            oldest = self._pending.pop(0)
-            if not oldest.done():
-                oldest.set_exception(RemoteError(payload))
+        if not self.fail_pending_on_exception or not self._pending:
+            return
+        cause = payload.get("cause") if payload.__class__ is dict else None
+        pattern = cause.get("pattern") if cause.__class__ is dict else None
+        waiting = next((w for w in self._pending if w[0] == pattern), self._pending[0])
+        self._pending.remove(waiting)
+        if not waiting[1].done():
+            waiting[1].set_exception(RemoteError(payload))

@@ -1,0 +1,70 @@
+"""Headless Chromium loads socket.io-client's browser bundle (served by the app from the
+npm package, never a CDN), connects on long-polling, upgrades, and round-trips an ack,
+an error ack and a published event."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.responses import HTMLResponse, Response
+
+from framework import controller, get, module
+from tests.transports.socketio.app import TIMEOUT, SioModule, served
+from tests.transports.socketio.test_node_client import NODE_DIR, require_node_package
+from tests.transports.websocket.test_browser import ARGS, CHROMIUM, _require_browser
+
+pytestmark = pytest.mark.browser
+
+BUNDLE = NODE_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+
+PAGE = """<!doctype html>
+<html><body><script src="/socket.io.min.js"></script><script>
+window.log = [];
+const socket = io();
+socket.on("orders.created", (order) => { window.pushed = order; });
+socket.on("connect", async () => {
+  window.first = socket.io.engine.transport.name;
+  window.echo = await socket.emitWithAck("echo", {text: "from chromium"});
+  window.error = await socket.emitWithAck("echo", {nope: true});
+  window.subscribed = await socket.emitWithAck("subscribe", "orders.*");
+});
+socket.io.engine.on("upgrade", (t) => { window.upgraded = t.name; });
+</script></body></html>"""
+
+
+@controller()
+class PageController:
+    @get("/")
+    async def page(self) -> HTMLResponse:
+        return HTMLResponse(PAGE)
+
+    @get("/socket.io.min.js")
+    async def bundle(self) -> Response:
+        return Response(BUNDLE.read_bytes(), media_type="application/javascript")
+
+
+@module(imports=[SioModule], controllers=[PageController])
+class BrowserModule:
+    pass
+
+
+async def test_browser_socket_io_client_polls_upgrades_and_round_trips() -> None:
+    require_node_package("socket.io-client")
+    async_playwright = _require_browser()
+    async with served(BrowserModule) as (app, _, url), async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(url + "/")
+            wait_ms = TIMEOUT * 1000
+            await page.wait_for_function("window.subscribed !== undefined", timeout=wait_ms)
+            assert await page.evaluate("window.first") == "polling"
+            assert await page.evaluate("window.echo") == {"text": "from chromium"}
+            error = await page.evaluate("window.error")
+            assert error["status"] == "error" and error["message"] == "Validation failed"
+            assert await page.evaluate("window.subscribed") == ["orders.*"]
+            await page.wait_for_function("window.upgraded === 'websocket'", timeout=wait_ms)
+            await app.publish("orders.created", {"id": 11})
+            await page.wait_for_function("window.pushed !== undefined", timeout=wait_ms)
+            assert await page.evaluate("window.pushed") == {"id": 11}
+        finally:
+            await browser.close()
