@@ -113,8 +113,8 @@ class EngineEndpoint:
     def _check(
         self, headers: Headers, query: dict[str, str], websocket: bool
     ) -> tuple[int, str] | None:
-        if not self.gate.accepting:
-            return BAD_REQUEST
+        if not self.gate.accepting and "sid" not in query:
+            return BAD_REQUEST  # no new sessions while starting or draining
         if query.get("EIO") != "4":
             return BAD_VERSION
         transport = query.get("transport")

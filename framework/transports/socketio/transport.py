@@ -14,7 +14,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
 
 from framework.exceptions import ConfigurationError
 from framework.messaging._decorators import enhancers_of
@@ -41,6 +45,17 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
 logger = logging.getLogger("framework.socketio")
+
+
+_BUNDLE = Path(__file__).parent / "static" / "socket.io.min.js"
+
+
+async def _client_bundle(request: Request) -> Response:
+    return Response(
+        _BUNDLE.read_bytes(),
+        media_type="application/javascript",
+        headers={"cache-control": "public, max-age=3600"},
+    )
 
 
 def _context(inbound: Inbound) -> SioContext:
@@ -75,6 +90,9 @@ class SocketIoTransport(Transport):
             state recovery, ``maxDisconnectionDuration``); ``None`` (default) disables it.
         close_timeout: seconds a close may take before the connection is dropped.
         shutdown_timeout: seconds graceful shutdown waits for handlers in flight.
+        serve_client: serve socket.io-client's browser bundle at ``<path>socket.io.js``
+            and ``<path>socket.io.min.js``, as socket.io's ``serveClient`` does (default
+            on), so pages load it from the app and never from a CDN.
     """
 
     name = TRANSPORT
@@ -95,9 +113,12 @@ class SocketIoTransport(Transport):
         recovery_window: float | None = None,
         close_timeout: float = 10.0,
         shutdown_timeout: float = 10.0,
+        serve_client: bool = True,
     ) -> None:
         if not path.startswith("/"):
             raise ConfigurationError(f"Socket.IO path {path!r} must start with '/'")
+        if not path.endswith("/"):
+            path += "/"  # socket.io-client asks for "<path>/?EIO=4..."
         for label, value in (
             ("max_payload", max_payload),
             ("send_queue", send_queue),
@@ -107,6 +128,7 @@ class SocketIoTransport(Transport):
             if value < 1:
                 raise ConfigurationError(f"SocketIoTransport {label} must be at least 1")
         self.path = path
+        self.serve_client = serve_client
         self.shutdown_timeout = shutdown_timeout
         self.close_timeout = close_timeout
         self.engine = Engine(
@@ -133,10 +155,14 @@ class SocketIoTransport(Transport):
         from starlette.routing import Route, WebSocketRoute
 
         endpoint = EngineEndpoint(self.engine, self.gate, self.server.attach)
-        return [
+        routes: list[BaseRoute] = [
             Route(self.path, endpoint, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute(self.path, endpoint),
         ]
+        if self.serve_client:
+            for name in ("socket.io.js", "socket.io.min.js"):
+                routes.append(Route(self.path + name, _client_bundle, methods=["GET"]))
+        return routes
 
     def server_options(self) -> dict[str, Any]:
         """uvicorn settings: no permessage-deflate (socket.io's default too: it costs

@@ -1,11 +1,12 @@
-"""Headless Chromium loads socket.io-client's browser bundle (served by the app from the
-npm package, never a CDN), connects on long-polling, upgrades, and round-trips an ack,
-an error ack and a published event."""
+"""Headless Chromium loads socket.io-client's browser bundle from the transport (socket.io's
+``serveClient``: ``/socket.io/socket.io.js``, never a CDN), connects on long-polling,
+upgrades, and round-trips an ack, an error ack and a published event."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse
 
 from framework import controller, get, module
 from tests.transports.socketio.app import TIMEOUT, SioModule, served
@@ -14,10 +15,10 @@ from tests.transports.websocket.test_browser import ARGS, CHROMIUM, _require_bro
 
 pytestmark = pytest.mark.browser
 
-BUNDLE = NODE_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+NPM_BUNDLE = NODE_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 
 PAGE = """<!doctype html>
-<html><body><script src="/socket.io.min.js"></script><script>
+<html><body><script src="/socket.io/socket.io.js"></script><script>
 window.log = [];
 const socket = io();
 socket.on("orders.created", (order) => { window.pushed = order; });
@@ -36,10 +37,6 @@ class PageController:
     @get("/")
     async def page(self) -> HTMLResponse:
         return HTMLResponse(PAGE)
-
-    @get("/socket.io.min.js")
-    async def bundle(self) -> Response:
-        return Response(BUNDLE.read_bytes(), media_type="application/javascript")
 
 
 @module(imports=[SioModule], controllers=[PageController])
@@ -68,3 +65,15 @@ async def test_browser_socket_io_client_polls_upgrades_and_round_trips() -> None
             assert await page.evaluate("window.pushed") == {"id": 11}
         finally:
             await browser.close()
+
+
+async def test_the_served_bundle_is_the_npm_packages() -> None:
+    """The bundle shipped in the wheel is the one the tests' socket.io-client installs
+    (bump both together)."""
+    require_node_package("socket.io-client")
+    async with served() as (_, _t, url), httpx.AsyncClient() as http:
+        for name in ("socket.io.js", "socket.io.min.js"):
+            response = await http.get(f"{url}/socket.io/{name}")
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("application/javascript")
+            assert response.content == NPM_BUNDLE.read_bytes()
