@@ -1,9 +1,9 @@
 """The app object: ``framework run example_app.main:app`` or ``python -m example_app``.
 
-Transports: in-memory (always), WebSocket on ``/ws`` and SSE on ``/events`` (same port as
-HTTP). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers are also served from Kafka topics,
-events are emitted to Kafka, and ``app.publish`` reaches browsers connected to any
-instance (each instance reads the broadcast topic).
+Transports: in-memory (always), WebSocket on ``/ws``, Socket.IO on ``/socket.io/`` and
+SSE on ``/events`` (same port as HTTP). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers
+are also served from Kafka topics, events are emitted to Kafka, and ``app.publish``
+reaches browsers connected to any instance (each instance reads the broadcast topic).
 
 Operations: ``GET /health/live`` and ``/health/ready``, trace context on every message,
 and Prometheus metrics at ``/metrics`` when prometheus-client is installed.
@@ -19,6 +19,7 @@ from framework import Application, create_app
 from framework.observability import Observability
 from framework.transports.base import Transport
 from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport
+from framework.transports.socketio import SocketIoTransport
 from framework.transports.sse import SseTransport
 from framework.transports.websocket import WebSocketTransport
 
@@ -30,7 +31,11 @@ def observability() -> Observability:
 
 
 def build_app(kafka_bootstrap: str | None = None) -> Application:
-    transports: list[Transport] = [WebSocketTransport(path="/ws"), SseTransport(path="/events")]
+    transports: list[Transport] = [
+        WebSocketTransport(path="/ws"),
+        SocketIoTransport(),
+        SseTransport(path="/events"),
+    ]
     if not kafka_bootstrap:
         return create_app(AppModule, transports=transports, observability=observability())
     transports.append(

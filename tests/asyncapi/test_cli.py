@@ -59,7 +59,7 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     unknown = cli("asyncapi", "example_app.main:app", "--transport", "mqtt")
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines()[-1] == (
-        "error: The app has no transport named mqtt; it has memory, ws, sse"
+        "error: The app has no transport named mqtt; it has memory, ws, socketio, sse"
     )
     folder = cli("asyncapi", "example_app.main:app", "-o", str(tmp_path))
     assert folder.returncode == 2

@@ -58,6 +58,7 @@ async def test_the_example_app_document_is_valid_asyncapi() -> None:
     assert {k: s["protocol"] for k, s in doc["servers"].items()} == {
         "memory": "memory",
         "ws": "ws",
+        "socketio": "socketio",
         "sse": "http",
     }
     get = doc["operations"]["OrdersController.get_by_message"]

@@ -11,22 +11,26 @@ def test_routes_table_lists_http_routes_and_patterns() -> None:
     result = cli("routes", "example_app.main:app")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Transports: memory, ws, sse" in out
+    assert "Transports: memory, ws, socketio, sse" in out
     lines = [" ".join(line.split()) for line in out.splitlines()]
     assert "http POST /orders OrdersController.create" in lines
     assert "http GET /orders/{order_id} OrdersController.get_one" in lines
     assert "http GET /notifications NotificationsController.list" in lines
-    assert "message orders.get memory,ws,sse OrdersController.get_by_message" in lines
-    assert "event orders.created memory,ws,sse NotificationsController.on_order_created" in lines
+    assert "message orders.get memory,ws,socketio,sse OrdersController.get_by_message" in lines
+    assert (
+        "event orders.created memory,ws,socketio,sse NotificationsController.on_order_created"
+        in lines
+    )
     assert "ws websocket /ws" in lines
     assert "sse POST /events/{pattern}" in lines
+    assert "socketio websocket /socket.io/" in lines
 
 
 def test_routes_json_is_machine_readable() -> None:
     result = cli("routes", "example_app.main:app", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["transports"] == ["memory", "ws", "sse"]
+    assert data["transports"] == ["memory", "ws", "socketio", "sse"]
     assert {
         "kind": "http",
         "method": "GET",
@@ -35,7 +39,7 @@ def test_routes_json_is_machine_readable() -> None:
     } in data["http"]
     patterns = {(p["kind"], p["pattern"]): p for p in data["patterns"]}
     get = patterns[("message", "orders.get")]
-    assert get["transports"] == ["memory", "ws", "sse"]
+    assert get["transports"] == ["memory", "ws", "socketio", "sse"]
     assert get["declared_transports"] is None  # every transport of the app
     assert get["handler"] == "OrdersController.get_by_message"
     assert ("event", "orders.created") in patterns
@@ -93,8 +97,8 @@ app_memory_only = create_app(AppModule)
         {"transport": "ws", "kind": "websocket", "methods": None, "path": "/socket"}
     ]
     (say,) = data["patterns"]
-    assert say["transports"] == ["ws"] and say["declared_transports"] == ["ws"]
+    assert say["transports"] == ["ws"] and say["declared_transports"] == ["socketio", "ws"]
 
     table = cli("routes", "wsapp:app_memory_only", cwd=tmp_path).stdout
     # Limited to a transport the app does not have: shown, and flagged.
-    assert "- (only ws)" in table
+    assert "- (only socketio,ws)" in table

@@ -35,7 +35,7 @@ async def test_orders_flow_over_kafka(
 ) -> None:
     monkeypatch.setenv("KAFKA_GROUP_ID", f"example-{uuid.uuid4().hex[:8]}")
     app = build_app(kafka_bootstrap_servers)
-    assert [t.name for t in app.transports] == ["memory", "ws", "sse", "kafka"]
+    assert [t.name for t in app.transports] == ["memory", "ws", "socketio", "sse", "kafka"]
     port = free_port()
     server = app.server("127.0.0.1", port, log_level="warning")
     task = asyncio.create_task(server.serve())

@@ -1,5 +1,5 @@
 """The example app's page in headless Chromium: an order created in one tab shows up live
-over WebSocket and SSE in another, and a WebSocket request gets its reply."""
+over WebSocket, Socket.IO and SSE in another, and a WebSocket request gets its reply."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ async def test_orders_appear_live_in_every_open_page() -> None:
                 await page.goto(url)
                 await page.wait_for_function(
                     "document.getElementById('ws-status').textContent === 'live'"
+                    " && document.getElementById('sio-status').textContent === 'live'"
                     " && document.getElementById('sse-status').textContent === 'live'",
                     timeout=TIMEOUT_MS,
                 )
@@ -72,7 +73,7 @@ async def test_orders_appear_live_in_every_open_page() -> None:
             await author.fill("#total", "12.5")
             await author.click("text=Create order")
             expected = "Order #1 from ada: 12.50"
-            for selector in ("#ws-orders li", "#sse-orders li"):
+            for selector in ("#ws-orders li", "#sio-orders li", "#sse-orders li"):
                 await watcher.wait_for_selector(
                     f"{selector} >> text={expected}", timeout=TIMEOUT_MS
                 )

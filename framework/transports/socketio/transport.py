@@ -218,6 +218,21 @@ class SocketIoTransport(Transport):
             out.append(guard)
         return out
 
+    def asyncapi_server(self, *, http_host: str, secure: bool) -> dict[str, Any]:
+        """This transport's AsyncAPI Server Object (``framework asyncapi``)."""
+        return {
+            "host": http_host,
+            "pathname": self.path,
+            "protocol": "socketio",
+            "description": (
+                "Socket.IO v5 over Engine.IO v4 (WebSocket, or long-polling then the "
+                "upgrade). An event is a pattern; its ack is the reply. Errors are "
+                '`exception` events `{"status": "error", "message": ...}` and answer the '
+                "ack too. The transport answers `subscribe`, `unsubscribe`, `stream` and "
+                "`cancel` itself. Gateways may serve namespaces of their own."
+            ),
+        }
+
     async def start(self) -> None:
         server = self.server
         server.namespaces = await self._build_namespaces()
