@@ -1,4 +1,5 @@
-"""One app instance for the cross-instance test: WebSocket transport + KafkaRelay.
+"""One app instance for the cross-instance tests: WebSocket and Socket.IO transports +
+KafkaRelay.
 
 Run: ``python -m tests.transports.websocket.relay_app <bootstrap> <topic> <port>``.
 A client sends ``{"event": "fire", "data": {"pattern": p, "data": d}}`` to make this
@@ -13,6 +14,7 @@ from typing import Any
 
 from framework import Application, create_app, module
 from framework.transports.kafka.relay import KafkaRelay
+from framework.transports.socketio import SocketIoTransport
 from framework.transports.websocket import (
     WebSocketTransport,
     subscribe_message,
@@ -39,7 +41,8 @@ class RelayModule:
 def main() -> None:
     bootstrap, topic, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     relay = KafkaRelay(bootstrap_servers=bootstrap, topic=topic)
-    app = create_app(RelayModule, transports=[WebSocketTransport("/ws")], relay=relay)
+    transports = [WebSocketTransport("/ws"), SocketIoTransport()]
+    app = create_app(RelayModule, transports=transports, relay=relay)
     asyncio.run(app.server("127.0.0.1", port, log_level="warning").serve())
 
 
