@@ -146,6 +146,12 @@ class Connection:
     async def on_message(self, session: EngineSession, text: str) -> None:
         if self._binary is not None:
             raise packets.PacketError("a text packet where a binary attachment was due")
+        event = packets.decode_event(text)
+        if event is not None:
+            sock = self.sockets.get("/")
+            if sock is not None:
+                await sock._ns.on_event(sock, event[0], event[1])
+            return
         pkt = packets.decode(text)
         if pkt.attachments:
             self._binary = (pkt, [])
@@ -170,7 +176,7 @@ class Connection:
         if kind == packets.EVENT:
             sock = self.sockets.get(pkt.namespace)
             if sock is not None:
-                await sock._ns.on_event(sock, pkt)
+                await sock._ns.on_event(sock, pkt.id, pkt.data)
             return  # socket.io ignores events for a namespace the client is not in
         if kind == packets.CONNECT:
             await self._connect(pkt)
@@ -329,11 +335,9 @@ class Namespace:
 
     # -- events ----------------------------------------------------------------------
 
-    async def on_event(self, sock: SioSocket, pkt: packets.Packet) -> None:
-        """Handle one EVENT and write what answers it."""
-        args = pkt.data
+    async def on_event(self, sock: SioSocket, ack_id: int | None, args: list[Any]) -> None:
+        """Handle one EVENT (``args``: ``[name, *arguments]``) and write what answers it."""
         name: str = args[0]
-        ack_id = pkt.id
         count = len(args)
         payload = args[1] if count == 2 else (None if count == 1 else args[1:])
         server = self.server
@@ -354,9 +358,9 @@ class Namespace:
                 if not server.inflight and server.idle_event is not None:
                     server.idle_event.set()
         if frame is not None:
-            written = sock.write(frame)
-            if not isinstance(written, bool):
-                await written
+            written = sock.session.write(frame)
+            if written.__class__ is not bool:
+                await written  # type: ignore[misc]
 
     def _reply(self, sock: SioSocket, name: str, reply: Reply, ack_id: int | None) -> str | None:
         data = reply.data.decode()
