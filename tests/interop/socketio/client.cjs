@@ -2,7 +2,14 @@
 // prints one JSON line per step. Driven by tests/transports/socketio/test_node_client.py,
 // which answers "joined" and "dropped" on stdin.
 const { io } = require('socket.io-client');
+const fs = require('fs');
+const path = require('path');
 const readline = require('readline');
+
+// The stream helper exactly as docs/transports/socketio.md prints it.
+const doc = fs.readFileSync(path.join(__dirname, '../../../docs/transports/socketio.md'), 'utf8');
+const helper = doc.match(/```js\n(\/\/ The browser \/ Node side[\s\S]*?)```/)[1];
+const stream = new Function(`${helper}\nreturn stream;`)();
 
 const url = process.argv[2];
 const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
@@ -27,6 +34,14 @@ const once = (emitter, event) => new Promise((resolve) => emitter.once(event, (.
   while (exceptions.length === 0) await once(socket, 'exception');
   say('error', { ack: error, exception: exceptions[0] });
   socket.emit('note', { text: 'from node' });
+
+  const counted = [];
+  for await (const n of stream(socket, 'count', 3)) counted.push(n);
+  let streamError = null;
+  try { for await (const n of stream(socket, 'count', 'three')) counted.push(n); }
+  catch (err) { streamError = { message: err.message, status: err.status }; }
+  for await (const n of stream(socket, 'forever', 0)) { if (n === 2) break; }
+  say('streamed', { counted, streamError });
 
   const admin = io(url + '/admin', { auth: { token: 'let-me-in' }, reconnection: false });
   await once(admin, 'connect');

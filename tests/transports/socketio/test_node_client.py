@@ -80,6 +80,14 @@ async def test_socket_io_client_round_trips_and_recovers_its_state() -> None:
         assert error["ack"]["status"] == "error"
         assert error["ack"]["message"] == "Validation failed"
         assert error["exception"] == error["ack"]
+        # The docs' JS stream helper: items, an error, and leaving early cancels.
+        assert steps["streamed"]["counted"] == [0, 1, 2]
+        assert steps["streamed"]["streamError"] == {
+            "message": "Validation failed",
+            "status": "error",
+        }
+        async with asyncio.timeout(TIMEOUT):
+            await app.get(Seen).stream_closed.wait()
         assert steps["admin"]["whoami"] == "ann"
         assert steps["refused"]["message"] == "Invalid token"
         assert steps["joined"]["rooms"] == ["r1"]
