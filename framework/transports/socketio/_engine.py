@@ -215,8 +215,9 @@ class EngineSession:
                 self._poll = None
         packets = list(self._outbox)
         self._outbox.clear()
-        if self.state is _CLOSED and not packets:
-            packets.append(EIO_CLOSE)
+        if not packets:
+            # Released without packets: the session closed, or moved to WebSocket.
+            packets.append(EIO_CLOSE if self.state is _CLOSED else EIO_NOOP)
         return packets
 
     # -- the WebSocket upgrade -------------------------------------------------------
