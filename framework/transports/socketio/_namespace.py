@@ -95,12 +95,14 @@ class Server:
         *,
         max_streams: int,
         max_subscriptions: int,
+        max_concurrency: int,
         guards: Sequence[Guard],
         can_subscribe: SubscriptionGuard | None,
         path: str,
     ) -> None:
         self.max_streams = max_streams
         self.max_subscriptions = max_subscriptions
+        self.max_concurrency = max_concurrency
         self.guards = tuple(guards)
         self.can_subscribe = can_subscribe
         self.path = path
@@ -135,13 +137,38 @@ class Server:
 class Connection:
     """The Socket.IO side of one Engine.IO session: its sockets, one per namespace."""
 
-    __slots__ = ("_binary", "_server", "session", "sockets")
+    __slots__ = ("_binary", "_gate", "_server", "_tasks", "session", "sockets")
 
     def __init__(self, server: Server, session: EngineSession) -> None:
         self._server = server
         self.session = session
         self.sockets: dict[str, SioSocket] = {}
         self._binary: tuple[packets.Packet, list[bytes]] | None = None
+        limit = server.max_concurrency
+        self._gate = asyncio.Semaphore(limit) if limit > 1 else None
+        self._tasks: set[asyncio.Task[None]] = set()  # events in tasks (max_concurrency)
+
+    async def _event(self, sock: SioSocket, ack_id: int | None, args: list[Any]) -> None:
+        """Handle an event: in this task (in order, the default), or, with
+        ``max_concurrency`` > 1, in a task of its own once a slot is free (reading
+        waits for one: back-pressure)."""
+        gate = self._gate
+        if gate is None:
+            await sock._ns.on_event(sock, ack_id, args)
+            return
+        await gate.acquire()
+        task = asyncio.get_running_loop().create_task(self._in_task(gate, sock, ack_id, args))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+
+    async def _in_task(
+        self, gate: asyncio.Semaphore, sock: SioSocket, ack_id: int | None, args: list[Any]
+    ) -> None:
+        try:
+            if sock.state is _CONNECTED:  # the client may have left since
+                await sock._ns.on_event(sock, ack_id, args)
+        finally:
+            gate.release()
 
     async def on_message(self, session: EngineSession, text: str) -> None:
         if self._binary is not None:
@@ -150,7 +177,7 @@ class Connection:
         if event is not None:
             sock = self.sockets.get("/")
             if sock is not None:
-                await sock._ns.on_event(sock, event[0], event[1])
+                await self._event(sock, event[0], event[1])
             return
         pkt = packets.decode(text)
         if pkt.attachments:
@@ -176,7 +203,7 @@ class Connection:
         if kind == packets.EVENT:
             sock = self.sockets.get(pkt.namespace)
             if sock is not None:
-                await sock._ns.on_event(sock, pkt.id, pkt.data)
+                await self._event(sock, pkt.id, pkt.data)
             return  # socket.io ignores events for a namespace the client is not in
         if kind == packets.CONNECT:
             await self._connect(pkt)

@@ -78,6 +78,9 @@ class SocketIoTransport(Transport):
             the client is too slow and is dropped.
         max_streams: streamed replies running at once per socket (default 32).
         max_subscriptions: patterns one socket may subscribe to (default 100).
+        max_concurrency: events handled at once per connection (default 1: in order,
+            in the connection's own task); more runs each event in a task, so a slow
+            handler does not hold up the connection's other events.
         allowed_origins: ``Origin`` values browsers may connect from (the WebSocket
             handshake and cross-origin long-polling); ``None`` admits any.
         guards: connection guards (``can_connect(handshake)`` or a callable, sync or
@@ -107,6 +110,7 @@ class SocketIoTransport(Transport):
         send_queue: int = 1024,
         max_streams: int = 32,
         max_subscriptions: int = 100,
+        max_concurrency: int = 1,
         allowed_origins: Sequence[str] | None = None,
         guards: Sequence[Guard] = (),
         can_subscribe: SubscriptionGuard | None = None,
@@ -124,6 +128,7 @@ class SocketIoTransport(Transport):
             ("send_queue", send_queue),
             ("max_streams", max_streams),
             ("max_subscriptions", max_subscriptions),
+            ("max_concurrency", max_concurrency),
         ):
             if value < 1:
                 raise ConfigurationError(f"SocketIoTransport {label} must be at least 1")
@@ -142,6 +147,7 @@ class SocketIoTransport(Transport):
         self.server = Server(
             max_streams=max_streams,
             max_subscriptions=max_subscriptions,
+            max_concurrency=max_concurrency,
             guards=guards,
             can_subscribe=can_subscribe,
             path=path,

@@ -45,6 +45,7 @@ class Seen:
         self.items: list[tuple[str, Any]] = []
         self.changed = asyncio.Event()
         self.stream_closed = asyncio.Event()
+        self.release = asyncio.Event()
 
     def add(self, name: str, value: Any) -> None:
         self.items.append((name, value))
@@ -94,6 +95,13 @@ class EchoGateway:
     @subscribe_message("refuse")
     async def refuse(self, msg: Echo) -> None:
         raise RpcException("not today")
+
+    @subscribe_message("wait")
+    async def wait(self, msg: Echo) -> str:
+        self.seen.add("waiting", msg.text)
+        async with asyncio.timeout(TIMEOUT):
+            await self.seen.release.wait()
+        return msg.text
 
     @subscribe_message("count")
     async def count(self, n: int) -> AsyncIterator[int]:

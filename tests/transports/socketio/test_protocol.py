@@ -232,3 +232,30 @@ async def test_disconnect_calls_the_gateway_hook() -> None:
         async with client(url, ["websocket"]):
             sid = await app.get(Seen).wait_for("connected")
         assert await app.get(Seen).wait_for("disconnected") == sid
+
+
+async def test_max_concurrency_lets_a_fast_event_pass_a_slow_one() -> None:
+    async with (
+        served(max_concurrency=4) as (app, _t, url),
+        client(url, ["websocket"]) as (sio, _),
+    ):
+        slow = asyncio.create_task(sio.call("wait", {"text": "slow"}, timeout=TIMEOUT))
+        assert await sio.call("echo", {"text": "fast"}, timeout=TIMEOUT) == {"text": "fast"}
+        assert not slow.done()
+        app.get(Seen).release.set()
+        assert await slow == "slow"
+
+
+async def test_by_default_a_connections_events_are_handled_in_order() -> None:
+    async with served() as (app, _t, url), client(url, ["websocket"]) as (sio, _):
+        seen = app.get(Seen)
+        slow = asyncio.create_task(sio.call("wait", {"text": "slow"}, timeout=TIMEOUT))
+        assert await seen.wait_for("waiting") == "slow"
+        fast = asyncio.create_task(sio.call("echo", {"text": "fast"}, timeout=TIMEOUT))
+        # What must not happen has to be given a time: the fast one waits behind.
+        done, _ = await asyncio.wait({fast}, timeout=0.3)
+        assert not done
+        seen.release.set()
+        done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
+        assert slow in done
+        assert await slow == "slow" and await fast == {"text": "fast"}
