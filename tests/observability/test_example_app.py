@@ -16,7 +16,12 @@ async def test_example_app_health_and_metrics() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             ready = await http.get("/health/ready")
             assert ready.status_code == 200
-            assert ready.json()["transports"] == {"memory": "up", "ws": "up", "sse": "up"}
+            assert ready.json()["transports"] == {
+                "memory": "up",
+                "ws": "up",
+                "socketio": "up",
+                "sse": "up",
+            }
             assert (await http.get("/health/live")).status_code == 200
             created = await http.post("/orders", json={"customer": "ann", "total": 3.0})
             assert created.status_code == 201

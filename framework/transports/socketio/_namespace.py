@@ -283,6 +283,7 @@ class Namespace:
             session.push(packets.connect_error(self.prefix, refusal))
             return None
         if restored is not None:
+            restored.data.update(sock.data)  # what the guards stored just now wins
             sock.id, sock.pid, sock.data = restored.sid, restored.pid, restored.data
             sock.recovered = True
         hello: dict[str, Any] = {"sid": sock.id}
