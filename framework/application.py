@@ -67,6 +67,11 @@ class AppDescription:
     handlers: list[MessageHandler]
 
 
+PEER_PREFIX = "$"
+"""Relayed patterns starting with it are messages between transports (``to_peers``),
+never delivered to subscribers."""
+
+
 class _ProbeHost:
     """The ``TransportHost`` that ``describe()`` binds transports to."""
 
@@ -84,6 +89,9 @@ class _ProbeHost:
     @property
     def events(self) -> TransportEvents:
         return NO_EVENTS
+
+    async def to_peers(self, channel: str, payload: bytes) -> None:
+        return None
 
 
 class _Fanout(TransportEvents):
@@ -388,6 +396,11 @@ class Application:
 
         The data is encoded to JSON once, whatever the number of subscribers.
         """
+        if pattern.startswith(PEER_PREFIX):
+            raise ConfigurationError(
+                f"Pattern {pattern!r}: patterns starting with {PEER_PREFIX!r} are reserved "
+                "for messages between transports"
+            )
         payload = encode(data)
         if self.relay is not None:
             await self.relay.publish(pattern, payload)
@@ -395,8 +408,27 @@ class Application:
             self._local_seq += 1
             await self.deliver(pattern, payload, f"{self.event_id_prefix}{self._local_seq}")
 
+    async def to_peers(self, channel: str, payload: bytes) -> None:
+        """``on_peer_message(channel, payload)`` on every transport of every instance
+        (this one included): the relay carries it as the pattern ``$<channel>``."""
+        if self.relay is not None:
+            await self.relay.publish(PEER_PREFIX + channel, payload)
+        else:
+            await self.deliver(PEER_PREFIX + channel, payload, None)
+
     async def deliver(self, pattern: str, payload: bytes, event_id: str | None) -> None:
-        """Hand a published event to this instance's push transports."""
+        """Hand a published event to this instance's push transports (a peer message,
+        ``$<channel>``, to every transport's ``on_peer_message``)."""
+        if pattern.startswith(PEER_PREFIX):
+            channel = pattern[len(PEER_PREFIX) :]
+            for transport in self.transports:
+                try:
+                    await transport.on_peer_message(channel, payload)
+                except Exception:
+                    logger.exception(
+                        "Transport %s failed on peer message %r", transport.name, channel
+                    )
+            return
         for transport in self.transports:
             try:
                 await transport.publish(pattern, payload, event_id)

@@ -67,6 +67,12 @@ class TransportHost(Protocol):
     @property
     def events(self) -> TransportEvents: ...
 
+    async def to_peers(self, channel: str, payload: bytes) -> None:
+        """Hand ``payload`` to ``on_peer_message(channel, payload)`` of every transport
+        on every instance of the app (this one included), through the publish relay
+        when there is one."""
+        ...
+
 
 class Transport(ABC):
     """A server-side transport.
@@ -116,6 +122,12 @@ class Transport(ABC):
         encoded once for every subscriber; ``event_id`` is a stable id (the same on every
         instance when a relay carries the event), or ``None``.
         """
+
+    async def on_peer_message(self, channel: str, payload: bytes) -> None:  # noqa: B027
+        """A message a transport sent with ``host.to_peers(channel, payload)`` on some
+        instance of the app (a Socket.IO room broadcast that must reach every
+        instance's sockets). Channels are named after the transport that uses them;
+        ignore the others."""
 
     @property
     def ready(self) -> bool:

@@ -578,9 +578,8 @@ class Namespace:
         for sock in targets:
             sock.push(frame)
 
-    def broadcast(
-        self, event: str, payload: str, room: str | None, exclude: SioSocket | None
-    ) -> int:
+    def broadcast(self, event: str, payload: str, room: str | None, exclude: str | None) -> int:
+        """Emit to every socket (or a room's) but the one with id ``exclude``."""
         name = packets.name_json(event)
         recovery = self.server.recovery
         if recovery is None:
@@ -591,11 +590,11 @@ class Namespace:
                 self.name,
                 lambda offset: packets.event(self.prefix, name, payload + sep + offset),
                 room=room,
-                exclude=None if exclude is None else exclude.id,
+                exclude=exclude,
             )
         sent = 0
         for sock in self.members.targets(room):
-            if sock is not exclude and sock.push(frame):
+            if sock.id != exclude and sock.push(frame):
                 sent += 1
         return sent
 

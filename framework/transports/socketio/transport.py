@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("framework.socketio")
 
+
+_BROADCAST = "socketio.broadcast"
+"""The peer channel carrying ``emit`` to every instance."""
 
 _BUNDLE = Path(__file__).parent / "static" / "socket.io.min.js"
 
@@ -305,7 +309,36 @@ class SocketIoTransport(Transport):
         """Emit ``event`` with ``args`` to every socket of ``namespace`` (or of a room in
         it), without waiting; returns how many sockets it was queued for."""
         payload = ",".join(encode(a).decode() for a in args)
-        return self.namespace(namespace).broadcast(event, payload, room, exclude)
+        skip = None if exclude is None else exclude.id
+        return self.namespace(namespace).broadcast(event, payload, room, skip)
+
+    async def emit(
+        self,
+        event: str,
+        *args: Any,
+        room: str | None = None,
+        exclude: SioSocket | None = None,
+        namespace: str = "/",
+    ) -> None:
+        """``broadcast`` on every instance of the app: through the publish relay when
+        the app has one (socket.io's ``io.to(room).emit`` with an adapter), else here."""
+        self.namespace(namespace)  # fail now on a namespace nobody serves
+        envelope = {
+            "namespace": namespace,
+            "room": room,
+            "event": event,
+            "args": ",".join(encode(a).decode() for a in args),
+            "exclude": None if exclude is None else exclude.id,
+        }
+        await self.host.to_peers(_BROADCAST, encode(envelope))
+
+    async def on_peer_message(self, channel: str, payload: bytes) -> None:
+        if channel != _BROADCAST:
+            return
+        message = pydantic_core.from_json(payload)
+        ns = self.server.namespaces.get(message.get("namespace"))
+        if ns is not None:
+            ns.broadcast(message["event"], message["args"], message["room"], message["exclude"])
 
     def sockets(self, namespace: str = "/") -> dict[str, SioSocket]:
         """Connected sockets of a namespace by id (a copy)."""

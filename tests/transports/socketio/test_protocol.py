@@ -13,6 +13,7 @@ import pytest
 import socketio
 import websockets
 
+from framework import ConfigurationError
 from tests.transports.socketio.app import TIMEOUT, Seen, served
 
 TRANSPORTS = {
@@ -171,6 +172,9 @@ async def test_rooms_broadcasts_and_published_patterns_reach_the_right_sockets()
         assert transport.broadcast("news", {"n": 2}) == 2
         assert await inbox_a.next() == ("news", {"n": 2})
         assert await inbox_b.next() == ("news", {"n": 2})
+        # emit: broadcast on every instance (here, without a relay, this one).
+        await transport.emit("news", {"n": 3}, room="room-1")
+        assert await inbox_a.next() == ("news", {"n": 3})
         assert await b.call("subscribe", ["orders.*"], timeout=TIMEOUT) == ["orders.*"]
         await app.publish("orders.created", {"id": 7})
         assert await inbox_b.next() == ("orders.created", {"id": 7})
@@ -259,3 +263,14 @@ async def test_by_default_a_connections_events_are_handled_in_order() -> None:
         done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
         assert slow in done
         assert await slow == "slow" and await fast == {"text": "fast"}
+
+
+async def test_patterns_starting_with_a_dollar_are_reserved_for_peer_messages() -> None:
+    async with served() as (app, _t, url), client(url, ["websocket"]) as (sio, inbox):
+        assert await sio.call("subscribe", "#", timeout=TIMEOUT) == ["#"]
+        with pytest.raises(ConfigurationError, match="reserved"):
+            await app.publish("$socketio.broadcast", {"x": 1})
+        # A peer message is never delivered to subscribers, even of "#".
+        await app.to_peers("socketio.broadcast", b'{"namespace": "/nope"}')
+        await app.publish("orders.created", 1)
+        assert await inbox.next() == ("orders.created", 1)

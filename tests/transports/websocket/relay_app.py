@@ -14,7 +14,7 @@ from typing import Any
 
 from framework import Application, create_app, module
 from framework.transports.kafka.relay import KafkaRelay
-from framework.transports.socketio import SocketIoTransport
+from framework.transports.socketio import SioContext, SocketIoTransport
 from framework.transports.websocket import (
     WebSocketTransport,
     subscribe_message,
@@ -26,10 +26,27 @@ from framework.transports.websocket import (
 class FireGateway:
     def __init__(self, app: Application) -> None:
         self.app = app
+        self.sio: SocketIoTransport | None = None
+
+    def after_init(self, transport: Any) -> None:
+        if isinstance(transport, SocketIoTransport):
+            self.sio = transport
 
     @subscribe_message("fire")
     async def fire(self, payload: dict[str, Any]) -> bool:
         await self.app.publish(payload["pattern"], payload["data"])
+        return True
+
+    @subscribe_message("join")
+    async def join(self, room: str, ctx: SioContext) -> bool:
+        ctx.socket.join(room)
+        return True
+
+    @subscribe_message("fire.room")
+    async def fire_room(self, payload: dict[str, Any]) -> bool:
+        """Socket.IO only: emit to a room on every instance."""
+        assert self.sio is not None
+        await self.sio.emit(payload["event"], payload["data"], room=payload["room"])
         return True
 
 
