@@ -137,7 +137,7 @@ class Server:
 class Connection:
     """The Socket.IO side of one Engine.IO session: its sockets, one per namespace."""
 
-    __slots__ = ("_binary", "_gate", "_server", "_tasks", "session", "sockets")
+    __slots__ = ("_binary", "_gate", "_server", "_tasks", "handling", "session", "sockets")
 
     def __init__(self, server: Server, session: EngineSession) -> None:
         self._server = server
@@ -147,6 +147,8 @@ class Connection:
         limit = server.max_concurrency
         self._gate = asyncio.Semaphore(limit) if limit > 1 else None
         self._tasks: set[asyncio.Task[None]] = set()  # events in tasks (max_concurrency)
+        self.handling: asyncio.Task[Any] | None = None
+        """The reader's task while it handles an event itself (``max_concurrency=1``)."""
 
     async def _event(self, sock: SioSocket, ack_id: int | None, args: list[Any]) -> None:
         """Handle an event: in this task (in order, the default), or, with
@@ -154,7 +156,11 @@ class Connection:
         waits for one: back-pressure)."""
         gate = self._gate
         if gate is None:
-            await sock._ns.on_event(sock, ack_id, args)
+            self.handling = asyncio.current_task()
+            try:
+                await sock._ns.on_event(sock, ack_id, args)
+            finally:
+                self.handling = None
             return
         await gate.acquire()
         task = asyncio.get_running_loop().create_task(self._in_task(gate, sock, ack_id, args))
@@ -212,7 +218,9 @@ class Connection:
             if sock is not None:
                 await sock._ns.leave(sock, "client namespace disconnect")
         elif kind == packets.ACK:
-            return  # the server asks for no acks yet
+            sock = self.sockets.get(pkt.namespace)
+            if sock is not None:
+                sock.acked(pkt.id, pkt.data)
         else:
             raise packets.PacketError("a packet type clients do not send")
 
@@ -350,6 +358,7 @@ class Namespace:
         if recovery is not None and reason in ("transport close", "ping timeout"):
             recovery.keep(self.name, sock)
         sock.cancel_streams()
+        sock.fail_acks()
         self.members.remove(sock)
         sockets = sock.connection.sockets
         if sockets.get(self.name) is sock:

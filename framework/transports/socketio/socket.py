@@ -51,6 +51,8 @@ class SioSocket:
     """
 
     __slots__ = (
+        "_acks",
+        "_next_ack",
         "_ns",
         "_pfx",
         "_session",
@@ -89,6 +91,8 @@ class SioSocket:
         self._pfx = packets.prefix(ns.name)
         self._session = session
         self._streams: dict[Any, asyncio.Task[None]] = {}
+        self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._next_ack = 0
 
     def __repr__(self) -> str:
         return f"SioSocket(id={self.id!r}, namespace={self.namespace!r}, state={self.state.value})"
@@ -131,6 +135,39 @@ class SioSocket:
                 room=self.id,
             )
         return self._session.push(frame)
+
+    async def call(self, event: str, *args: Any, timeout: float = 10.0) -> Any:
+        """Emit ``event`` and wait for the client's acknowledgement (socket.io's
+        ``socket.timeout(ms).emitWithAck``): its first argument, or a list when it
+        sent several.
+
+        Raises:
+            TimeoutError: no ack within ``timeout`` seconds.
+            ConnectionError: the socket disconnected first.
+            RuntimeError: called from a handler of this same connection while it handles
+                one event at a time (the ack could never be read): set the transport's
+                ``max_concurrency`` above 1.
+        """
+        if self.connection.handling is asyncio.current_task():
+            raise RuntimeError(
+                "socket.call() from a handler of the same connection needs "
+                "SocketIoTransport(max_concurrency=2 or more): the connection reads its "
+                "next packet, the ack, only after the handler returns"
+            )
+        if self.state is not _CONNECTED:
+            raise ConnectionError(f"Socket.IO socket {self.id} is disconnected")
+        self._next_ack += 1
+        ack_id = self._next_ack
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._acks[ack_id] = answer
+        frame = packets.event(self._pfx, packets.name_json(event), args_json(args), ack_id)
+        try:
+            if not self._session.push(frame):
+                raise ConnectionError(f"Socket.IO socket {self.id} is disconnected")
+            async with asyncio.timeout(timeout):
+                return await answer
+        finally:
+            self._acks.pop(ack_id, None)
 
     def join(self, room: str) -> None:
         """Add this socket to ``room`` (``transport.broadcast(..., room=room)``)."""
@@ -190,6 +227,18 @@ class SioSocket:
         for task in list(self._streams.values()):
             task.cancel()
         self._streams.clear()
+
+    def acked(self, ack_id: int | None, args: list[Any]) -> None:
+        """The client acknowledged the server's event ``ack_id`` (unknown ids: ignored)."""
+        answer = self._acks.get(ack_id) if ack_id is not None else None
+        if answer is not None and not answer.done():
+            answer.set_result(args[0] if len(args) == 1 else (args or None))
+
+    def fail_acks(self) -> None:
+        for answer in self._acks.values():
+            if not answer.done():
+                answer.set_exception(ConnectionError(f"Socket.IO socket {self.id} disconnected"))
+        self._acks.clear()
 
 
 class SioContext(MessageContext):

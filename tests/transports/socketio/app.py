@@ -103,6 +103,12 @@ class EchoGateway:
             await self.seen.release.wait()
         return msg.text
 
+    @subscribe_message("ask")
+    async def ask(self, question: int, ctx: SioContext) -> Any:
+        """Asks the client back (a server-to-client ack) and adds one to its answer."""
+        answer = await ctx.socket.call("question", question, timeout=TIMEOUT)
+        return answer + 1
+
     @subscribe_message("count")
     async def count(self, n: int) -> AsyncIterator[int]:
         for i in range(n):

@@ -274,3 +274,17 @@ async def test_patterns_starting_with_a_dollar_are_reserved_for_peer_messages() 
         await app.to_peers("socketio.broadcast", b'{"namespace": "/nope"}')
         await app.publish("orders.created", 1)
         assert await inbox.next() == ("orders.created", 1)
+
+
+async def test_the_server_can_ask_the_client_for_an_ack() -> None:
+    async with served(max_concurrency=2) as (_, _t, url), client(url, ["websocket"]) as (sio, _):
+        sio.on("question", lambda n: n + 1)
+        assert await sio.call("ask", 40, timeout=TIMEOUT) == 42
+
+
+async def test_asking_back_from_a_one_at_a_time_connection_is_a_clear_error() -> None:
+    async with served() as (_, _t, url), client(url, ["websocket"]) as (sio, inbox):
+        sio.on("question", lambda n: n + 1)
+        ack = await sio.call("ask", 40, timeout=TIMEOUT)
+        assert ack == {"status": "error", "message": "Internal server error"}
+        assert (await inbox.next())[0] == "exception"
