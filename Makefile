@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install install-test-deps lint typecheck docs pytest bench clean
+.PHONY: run test install install-test-deps lint typecheck docs pytest bench soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ pytest:
 
 bench: install
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## Minutes of mixed Kafka/WS/Socket.IO/SSE traffic with slow and leaving clients; fails if
+## the server's memory or file descriptors keep growing (not part of `make test`).
+soak: install-test-deps
+	PYTHONPATH=. $(PY) benchmarks/soak.py --minutes $${SOAK_MINUTES:-5}
 
 clean:
 	rm -rf $(VENV) build *.egg-info
