@@ -182,7 +182,7 @@ def _build_endpoint(
             for name, _ in binders:
                 kwargs[name] = await pipeline.transform(kwargs[name], ectx)
         result = getattr(instance, attr)(**kwargs)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):  # not any awaitable: an Observable is one
             result = await result
         return result
 

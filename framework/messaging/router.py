@@ -123,7 +123,8 @@ def _with_pipes(
             else:
                 args.append(ctx)
         result = bound(*args)
-        return await result if inspect.isawaitable(result) else result
+        # An Observable is awaitable too (its last item): only a coroutine is awaited.
+        return await result if inspect.iscoroutine(result) else result
 
     return invoke
 
