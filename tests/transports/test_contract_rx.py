@@ -21,6 +21,7 @@ from reactivex.disposable import Disposable
 from framework import (
     ExecutionContext,
     RemoteError,
+    RequestTimeoutError,
     RpcException,
     controller,
     injectable,
@@ -79,7 +80,9 @@ class RxController:
 
         def subscribe(observer: ObserverBase[int], scheduler: SchedulerBase | None) -> Any:
             lifecycle.subscribed.set()
-            inner = reactivex.interval(0.01).subscribe(observer, scheduler=scheduler)
+            silent = payload.get("silent", False)
+            source = reactivex.never() if silent else reactivex.interval(0.01)
+            inner = source.subscribe(observer, scheduler=scheduler)
 
             def dispose() -> None:
                 inner.dispose()
@@ -169,6 +172,19 @@ async def test_leaving_an_observable_stream_disposes_it(harness: ModuleType) -> 
             if item == 2:
                 break
         await stream.aclose()  # type: ignore[attr-defined]
+        await asyncio.wait_for(lifecycle.disposed.wait(), WAIT)
+
+
+async def test_a_request_timeout_disposes_the_observable(harness: ModuleType) -> None:
+    if not getattr(harness, "CANCELS_STREAMS", True):
+        pytest.skip(f"{harness.NAME} has no way to cancel a stream (documented)")
+    if harness.NAME == "redis-streams":
+        pytest.skip("the Redis example learns that a caller left only when it next writes")
+    async with harness.serve(RxModule) as served:
+        lifecycle = served.app.get(Lifecycle)
+        with pytest.raises(RequestTimeoutError):
+            async for _ in served.client.stream("rx.endless", {"silent": True}, timeout=0.3):
+                pass
         await asyncio.wait_for(lifecycle.disposed.wait(), WAIT)
 
 
