@@ -139,3 +139,38 @@ async def test_kafka_batches_a_fetch_and_dead_letters_the_bad_record(
     assert [i for batch in seen for i in batch] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
     assert max(len(b) for b in seen) == 4 and all(len(b) <= 4 for b in seen)
     assert [dict(r.headers)["kafka_dlt-original-offset"] for r in dead] == [b"5"]
+
+
+@pytest.mark.kafka
+async def test_kafka_splits_a_failing_batch_and_dead_letters_only_the_culprit(
+    kafka_bootstrap_servers: str,
+) -> None:
+    bootstrap = kafka_bootstrap_servers
+    topic = name("batch")
+    handled: list[int] = []
+    calls: list[list[int]] = []
+    done = asyncio.Event()
+
+    @controller()
+    class Orders:
+        @event_pattern(topic, batch=True, max_batch=10, max_retries=1, retry_backoff=0.01)
+        async def on_orders(self, orders: list[Order]) -> None:
+            calls.append([o.id for o in orders])
+            if any(o.id == 2 for o in orders):
+                raise RuntimeError("order 2 breaks the handler")
+            handled.extend(o.id for o in orders)
+            if len(handled) >= 4:
+                done.set()
+
+    @module(controllers=[Orders])
+    class App:
+        pass
+
+    await produce(bootstrap, topic, *((b'{"id": %d}' % i, []) for i in range(5)))
+    async with create_app(App, transports=[transport(bootstrap, auto_offset_reset="earliest")]):
+        await asyncio.wait_for(done.wait(), WAIT)
+        dead = await read(bootstrap, f"{topic}.dlq", 1)
+    assert calls[0] == [0, 1, 2, 3, 4]  # the whole fetch, as one batch: it fails
+    assert handled == [0, 1, 3, 4]  # then one by one: only order 2 keeps failing
+    assert calls.count([2]) == 2  # alone, then its one retry
+    assert [dict(r.headers)["kafka_dlt-original-offset"] for r in dead] == [b"2"]
