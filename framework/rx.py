@@ -130,7 +130,7 @@ class ObservableStream:
         return self
 
     async def __anext__(self) -> Any:
-        if self._loop is None:
+        if self._loop is None and not self._done:  # (closed before it began: never)
             self._subscribe()
         queue = self._queue
         while True:

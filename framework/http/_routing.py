@@ -199,7 +199,9 @@ def _build_endpoint(
             return result
         if meta.kind == "sse":
             if not is_stream(result):
-                raise ConfigurationError(f"{owner} is an @sse route; return an async iterator")
+                raise ConfigurationError(
+                    f"{owner} is an @sse route; return an async iterator or an Observable"
+                )
             return EventStreamResponse(result, where=owner, **sse_options)
         if result is None:
             return Response(b"", status)

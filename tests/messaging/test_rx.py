@@ -106,3 +106,26 @@ async def test_items_from_another_thread_arrive_in_order() -> None:
     thread.join()
     assert out.writes == [*(("item", str(i).encode()) for i in range(200)), ("end", None)]
     assert probe.disposed.is_set()  # completion disposes too (Rx's auto-detach)
+
+
+async def test_a_stream_closed_before_its_first_pull_never_subscribes() -> None:
+    probe = Probe()
+    stream = from_observable(probe.observable)
+    await stream.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+    assert probe.subscribed == 0
+
+
+def test_an_observable_return_annotation_marks_a_streaming_handler() -> None:
+    from framework.messaging._binding import analyse
+
+    class Controller:
+        def ticks(self, n: int) -> reactivex.Observable[int]:
+            return reactivex.range(n)
+
+        def one(self, n: int) -> int:
+            return n
+
+    assert analyse(Controller.ticks, "ticks", Controller).is_stream
+    assert not analyse(Controller.one, "one", Controller).is_stream
