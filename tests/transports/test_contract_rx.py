@@ -231,3 +231,19 @@ async def test_an_interceptor_maps_each_item_of_either_kind(harness: ModuleType)
         assert [x async for x in client.stream("rx.tagged", 2)] == expected
         assert [x async for x in client.stream("rx.tagged_gen", 2)] == expected
         assert await client.send("rx.tagged_one", 7) == {"item": 7, "via": via}
+
+
+@pytest.mark.kafka
+async def test_kafka_stops_a_running_observable_at_shutdown(kafka_bootstrap_servers: str) -> None:
+    # NestJS's Kafka wire has no cancel message: a stream ends when the server stops.
+    from tests.transports.harnesses import kafka
+
+    async with kafka.serve(RxModule, shutdown_timeout=0.2) as served:
+        lifecycle = served.app.get(Lifecycle)
+        stream = served.client.stream("rx.endless", {})
+        assert await anext(stream) == 0
+        await served.app.stop()
+        await asyncio.wait_for(lifecycle.disposed.wait(), WAIT)
+        with pytest.raises(RemoteError):  # the shutting-down error record
+            async for _ in stream:
+                pass
