@@ -28,6 +28,7 @@ from framework.exceptions import (
     RemoteError,
     RequestTimeoutError,
     RpcException,
+    StreamOverflowError,
     TransportError,
 )
 from framework.http._decorators import delete, get, patch, post, put, sse
@@ -43,6 +44,7 @@ from framework.messaging._decorators import (
 from framework.messaging._gateway import subscribe_message, websocket_gateway
 from framework.messaging.context import ExecutionContext, MessageContext
 from framework.messaging.router import HandlerMiddleware
+from framework.messaging.streams import map_items
 from framework.transports.base import ClientProxy, Transport
 
 __version__ = "0.2.0"
@@ -72,6 +74,7 @@ __all__ = [
     "RpcException",
     "Scope",
     "ServerSentEvent",
+    "StreamOverflowError",
     "Transport",
     "TransportError",
     "controller",
@@ -81,6 +84,7 @@ __all__ = [
     "forward_ref",
     "get",
     "injectable",
+    "map_items",
     "message_pattern",
     "module",
     "patch",

@@ -97,3 +97,15 @@ class RemoteError(FrameworkError):
 
 class TransportError(FrameworkError):
     """A transport could not start, connect or deliver."""
+
+
+class StreamOverflowError(RpcException):
+    """A pushing stream source (an Observable) got more items ahead of its receiver than
+    its bridge buffer holds, under the ``"fail"`` overflow policy; the caller gets this
+    message as the stream's error reply."""
+
+    def __init__(self, buffer_size: int) -> None:
+        self.buffer_size = buffer_size
+        super().__init__(
+            f"Stream overflow: the source got more than {buffer_size} items ahead of the receiver"
+        )

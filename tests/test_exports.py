@@ -20,6 +20,7 @@ PUBLIC_PACKAGES = [
     "framework.http",
     "framework.messaging",
     "framework.observability",
+    "framework.rx",
     "framework.testing",
     "framework.testing.kafka",
     "framework.transports",

@@ -15,6 +15,7 @@ Layout (see docs/asyncapi.md):
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -85,6 +86,12 @@ def _message(tp: Any, mode: Mode, schemas: SchemaSet, *, has_payload: bool) -> d
             f"`{type_title(tp)}` has no JSON Schema; the payload is any JSON value."
         )
     return message
+
+
+def _message_type(handler: MessageHandler) -> Any:
+    """What one message validates as: a batch handler's ``list[T]`` takes ``T``s."""
+    tp = handler.signature.payload_type
+    return typing.get_args(tp)[0] if handler.batch is not None else tp
 
 
 def _reply_item(return_type: Any, is_stream: bool) -> Any:
@@ -167,7 +174,7 @@ def asyncapi_document(
         served.append((h, servers))
         sig = h.signature
         if "payload" in sig.order:
-            schemas.want(sig.payload_type, "validation")
+            schemas.want(_message_type(h), "validation")
         if h.kind == "message":
             schemas.want(_reply_item(sig.return_type, sig.is_stream), "serialization")
     schemas.build()
@@ -195,7 +202,7 @@ def asyncapi_document(
         oid = op_keys.new(h.name)
         sig = h.signature
         channels[cid]["messages"][oid] = _message(
-            sig.payload_type, "validation", schemas, has_payload="payload" in sig.order
+            _message_type(h), "validation", schemas, has_payload="payload" in sig.order
         )
         op: dict[str, Any] = {
             "action": "receive",

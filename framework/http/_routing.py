@@ -182,7 +182,7 @@ def _build_endpoint(
             for name, _ in binders:
                 kwargs[name] = await pipeline.transform(kwargs[name], ectx)
         result = getattr(instance, attr)(**kwargs)
-        if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):  # not any awaitable: an Observable is one
             result = await result
         return result
 
@@ -199,7 +199,9 @@ def _build_endpoint(
             return result
         if meta.kind == "sse":
             if not is_stream(result):
-                raise ConfigurationError(f"{owner} is an @sse route; return an async iterator")
+                raise ConfigurationError(
+                    f"{owner} is an @sse route; return an async iterator or an Observable"
+                )
             return EventStreamResponse(result, where=owner, **sse_options)
         if result is None:
             return Response(b"", status)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 from framework.di.hints import type_hints
 from framework.exceptions import ConfigurationError
 from framework.messaging.context import MessageContext
+from framework.messaging.streams import is_observable_type
 
 Validator = Callable[[Any], Any]
 
@@ -62,7 +63,11 @@ def analyse(
             )
     ret = hints.get("return", Any)
     origin = typing.get_origin(ret)
-    is_stream = inspect.isasyncgenfunction(fn) or origin in (AsyncIterator, AsyncGenerator)
+    is_stream = (
+        inspect.isasyncgenfunction(fn)
+        or origin in (AsyncIterator, AsyncGenerator)
+        or is_observable_type(origin or ret)
+    )
     return HandlerSignature(tuple(order), payload_type, context_type, ret, is_stream)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from framework.di.hints import capture_locals
+from framework.exceptions import ConfigurationError
 from framework.messaging._patterns import validate_pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,11 +23,26 @@ EnhancerKind = Literal["guards", "interceptors", "filters", "pipes"]
 
 
 @dataclass(frozen=True, slots=True)
+class BatchOptions:
+    """How an event handler taking a ``list`` gets its batches.
+
+    Attributes:
+        max_size: events in one batch, at most.
+        max_wait: seconds the first event of a batch waits for more before the batch
+            is handled anyway.
+    """
+
+    max_size: int
+    max_wait: float
+
+
+@dataclass(frozen=True, slots=True)
 class PatternMeta:
     kind: Literal["message", "event"]
     pattern: str
     transports: frozenset[str] | None
     extras: tuple[tuple[str, Any], ...] = ()
+    batch: BatchOptions | None = None
 
 
 def _add_handler(fn: Any, meta: PatternMeta) -> None:
@@ -38,7 +54,11 @@ def _add_handler(fn: Any, meta: PatternMeta) -> None:
 
 
 def _pattern_decorator(
-    kind: Literal["message", "event"], pattern: str, transports: Iterable[str] | None, extras: Any
+    kind: Literal["message", "event"],
+    pattern: str,
+    transports: Iterable[str] | None,
+    extras: Any,
+    batch: BatchOptions | None = None,
 ) -> Callable[[F], F]:
     validate_pattern(pattern)
     meta = PatternMeta(
@@ -46,6 +66,7 @@ def _pattern_decorator(
         pattern,
         frozenset(transports) if transports is not None else None,
         tuple(sorted(extras.items())),
+        batch,
     )
 
     def decorate(fn: F) -> F:
@@ -74,13 +95,33 @@ def message_pattern(
 
 
 def event_pattern(
-    pattern: str, *, transports: Iterable[str] | None = None, **extras: Any
+    pattern: str,
+    *,
+    transports: Iterable[str] | None = None,
+    batch: bool = False,
+    max_batch: int = 100,
+    max_wait: float = 0.1,
+    **extras: Any,
 ) -> Callable[[F], F]:
     """Declare a fire-and-forget handler; several handlers may share a pattern.
 
-    Arguments as for ``message_pattern``; the return value is ignored.
+    Arguments as for ``message_pattern``; the return value is ignored. With
+    ``batch=True`` the handler's payload parameter is a ``list[T]`` and it gets events in
+    batches: up to ``max_batch`` events, each validated as a ``T`` on its own (one that
+    fails takes the transport's error path, the others stay in the batch), handled
+    ``max_wait`` seconds after the batch's first event at the latest. The memory and
+    Kafka transports batch (Kafka: from one fetch of one partition); other transports
+    call the handler with a batch of one.
     """
-    return _pattern_decorator("event", pattern, transports, extras)
+    options = None
+    if batch:
+        if max_batch < 1 or max_wait < 0:
+            raise ConfigurationError(
+                f"@event_pattern({pattern!r}): max_batch must be at least 1 and max_wait "
+                "0 seconds or more"
+            )
+        options = BatchOptions(max_batch, max_wait)
+    return _pattern_decorator("event", pattern, transports, extras, options)
 
 
 def _enhancer(kind: EnhancerKind, items: tuple[Any, ...]) -> Callable[[T], T]:

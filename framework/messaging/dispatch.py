@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from framework.exceptions import PatternNotFoundError
+from framework.messaging._batches import Batcher
 from framework.messaging._cache import NameCache
 from framework.messaging.codecs import encode
 from framework.messaging.context import MessageContext
@@ -88,7 +89,7 @@ class Route:
             (``orders.created`` against ``orders.*``): ``dispatch`` runs the events.
     """
 
-    __slots__ = ("events", "message", "prefer_events")
+    __slots__ = ("batched", "events", "message", "prefer_events")
 
     def __init__(
         self,
@@ -99,6 +100,8 @@ class Route:
         self.message = message
         self.events = events
         self.prefer_events = prefer_events
+        self.batched = any(h.batch is not None for h in events)
+        """Some event handler takes batches (``@event_pattern(batch=True)``)."""
 
     def __bool__(self) -> bool:
         return self.message is not None or bool(self.events)
@@ -282,30 +285,54 @@ class Dispatcher:
             return _HANDLED[count]
         return Handled(count, failures or ())
 
-    async def events(self, batch: Iterable[Inbound]) -> None:
+    async def events(self, batch: Iterable[Inbound], batcher: Batcher | None = None) -> None:
         """Run a batch of events one after another, each as ``event`` would, in this one
         coroutine (a transport's drained queue): no coroutine or outcome per message,
         and runs of one pattern look their route up once. Events nobody handles are
-        logged and dropped; failures are logged."""
+        logged and dropped; failures are logged. With a ``batcher``, events for batch
+        handlers join its open batches (the caller flushes them)."""
         last: str | None = None
         found = _NO_ROUTE
+        single: MessageHandler | None = None
         for inbound in batch:
             pattern = inbound.pattern
             if pattern is not last:
                 found = self.route(pattern)
                 last = pattern
-            handlers = found.events
-            if len(handlers) == 1:  # event()'s fast path, inline
-                handler = handlers[0]
+                handlers = found.events
+                single = handlers[0] if len(handlers) == 1 and not found.batched else None
+            if single is not None:  # event()'s fast path, inline
                 try:
-                    ctx = self.context(inbound) if handler.needs_context else None
-                    await handler.call(inbound.payload, ctx)
+                    ctx = self.context(inbound) if single.needs_context else None
+                    await single.call(inbound.payload, ctx)
                 except Exception as exc:
-                    _log_event_failure(handler, pattern, exc)
-            elif handlers or found.message is not None:
+                    _log_event_failure(single, pattern, exc)
+            elif found.batched and batcher is not None:
+                await self._batch(inbound, found, batcher)
+            elif found:
                 await self.event(inbound, found)
             else:
                 logger.warning("No %s event handler for %r; dropped", self.transport, pattern)
+
+    async def _batch(self, inbound: Inbound, found: Route, batcher: Batcher) -> None:
+        for handler in found.events:
+            if handler.batch is not None:
+                await batcher.add(handler, inbound, inbound.payload)
+                continue
+            try:
+                ctx = self.context(inbound) if handler.needs_context else None
+                await handler.call(inbound.payload, ctx)
+            except Exception as exc:
+                _log_event_failure(handler, inbound.pattern, exc)
+
+    def batcher(self) -> Batcher:
+        """A ``Batcher`` for ``events``: failures are logged as event failures are."""
+
+        async def report(handler: MessageHandler, messages: list[Any], exc: Exception) -> None:
+            pattern = messages[0].pattern if messages else handler.pattern
+            _log_event_failure(handler, pattern, exc)
+
+        return Batcher(self.context, report, report)
 
     async def dispatch(self, inbound: Inbound) -> Outcome:
         """A message that may be either (a WS frame, an SSE ``POST``): the request

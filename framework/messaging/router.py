@@ -14,6 +14,7 @@ an app without middlewares compiles no wrapper at all.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -22,7 +23,7 @@ from framework.di.container import REQUEST, Container, ProviderRecord
 from framework.di.metadata import Scope
 from framework.exceptions import ConfigurationError, ForbiddenException
 from framework.messaging._binding import HandlerSignature, Validator, analyse, make_validator
-from framework.messaging._decorators import PatternMeta, handlers_of
+from framework.messaging._decorators import BatchOptions, PatternMeta, handlers_of
 from framework.messaging._patterns import is_wildcard, matches, specificity
 from framework.messaging._pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.context import ExecutionContext
@@ -41,6 +42,10 @@ class MessageHandler:
             is a ``MessageContext`` when ``needs_context`` is true, else may be ``None``.
             A message handler's result may be an async iterator (a stream).
         needs_context: build a context for this handler (it takes one, or has a pipeline).
+        batch: a batch handler's options (``@event_pattern(batch=True)``), else ``None``.
+            Its ``call`` handles one message as a batch of one; transports that batch
+            validate each message with ``validate_item`` and pass the list of values to
+            ``call_batch`` (``ctx``: the context of the batch's first message).
     """
 
     kind: Literal["message", "event"]
@@ -53,6 +58,9 @@ class MessageHandler:
     extras: dict[str, Any]
     call: Invoke
     needs_context: bool
+    batch: BatchOptions | None = None
+    validate_item: Validator | None = None
+    call_batch: Invoke | None = None
 
     def serves(self, transport: str) -> bool:
         return self.transports is None or transport in self.transports
@@ -123,7 +131,8 @@ def _with_pipes(
             else:
                 args.append(ctx)
         result = bound(*args)
-        return await result if inspect.isawaitable(result) else result
+        # An Observable is awaitable too (its last item): only a coroutine is awaited.
+        return await result if inspect.iscoroutine(result) else result
 
     return invoke
 
@@ -174,29 +183,40 @@ async def _compile(
 ) -> MessageHandler:
     owner = f"{controller.__qualname__}.{attr}"
     sig = analyse(fn, owner, controller, rec.module.cls)
-    validate = make_validator(sig.payload_type) if "payload" in sig.order else None
+    validate_item: Validator | None = None
+    if meta.batch is not None:
+        validate_item = make_validator(_batch_item_type(sig, owner))
+        validate: Validator | None = _one_item_batch(validate_item)
+    else:
+        validate = make_validator(sig.payload_type) if "payload" in sig.order else None
     request_scoped = rec.scope is not Scope.SINGLETON
 
-    def make_invoke(instance: Any) -> Invoke:
-        bound = getattr(instance, attr)
-        if pipeline.pipes:
-            return _with_pipes(
-                bound, sig, validate, pipeline, meta.kind, fn, controller, meta.pattern
-            )
-        return _awaitable(fn, _direct(bound, sig.order, validate))
+    def compiled(validate: Validator | None) -> Invoke:
+        def make_invoke(instance: Any) -> Invoke:
+            bound = getattr(instance, attr)
+            if pipeline.pipes:
+                return _with_pipes(
+                    bound, sig, validate, pipeline, meta.kind, fn, controller, meta.pattern
+                )
+            return _awaitable(fn, _direct(bound, sig.order, validate))
 
-    invoke: Invoke
-    if request_scoped:
+        invoke: Invoke
+        if request_scoped:
 
-        async def scoped(raw: Any, ctx: Any) -> Any:
-            instance = await container.resolve(rec, {REQUEST: ctx})
-            return await make_invoke(instance)(raw, ctx)
+            async def scoped(raw: Any, ctx: Any) -> Any:
+                instance = await container.resolve(rec, {REQUEST: ctx})
+                return await make_invoke(instance)(raw, ctx)
 
-        invoke = scoped
-    else:
-        invoke = make_invoke(rec.instance)
+            invoke = scoped
+        else:
+            invoke = make_invoke(rec.instance)
+        if not pipeline:
+            return invoke
+        return _piped(pipeline, invoke, meta.kind, meta.pattern, fn, controller)
 
-    call = _piped(pipeline, invoke, meta.kind, meta.pattern, fn, controller) if pipeline else invoke
+    call = compiled(validate)
+    # A batch arrives validated, item by item: the list goes to the handler as it is.
+    call_batch = compiled(_as_is) if meta.batch is not None else None
     handler = MessageHandler(
         kind=meta.kind,
         pattern=meta.pattern,
@@ -208,13 +228,38 @@ async def _compile(
         extras=dict(meta.extras),
         call=call,
         needs_context=bool(pipeline) or request_scoped or "context" in sig.order,
+        batch=meta.batch,
+        validate_item=validate_item,
+        call_batch=call_batch,
     )
     for middleware in reversed(middlewares):  # the first one listed runs outermost
         wrapped = middleware.wrap(handler, handler.call)
         if wrapped is not handler.call:
             handler.call = wrapped
             handler.needs_context = handler.needs_context or middleware.needs_context
+        if handler.call_batch is not None:
+            handler.call_batch = middleware.wrap(handler, handler.call_batch)
     return handler
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _one_item_batch(validate_item: Validator) -> Validator:
+    return lambda raw: [validate_item(raw)]
+
+
+def _batch_item_type(sig: HandlerSignature, owner: str) -> Any:
+    """``T`` of a batch handler's ``list[T]`` payload."""
+    tp = sig.payload_type
+    args = typing.get_args(tp)
+    if sig.order != ("payload",) or typing.get_origin(tp) is not list or len(args) != 1:
+        raise ConfigurationError(
+            f"{owner}: a batch handler (@event_pattern(batch=True)) takes one parameter, "
+            "its batch, typed list[T] (T: what each event validates as)"
+        )
+    return args[0]
 
 
 def handler_methods(cls: type) -> Iterable[tuple[str, Callable[..., Any]]]:

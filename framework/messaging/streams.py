@@ -9,8 +9,9 @@ whatever ends the stream (the end, an error, the receiver gone, cancellation of 
 task running ``drive``) closes the source, so its ``finally`` blocks run.
 
 This mirrors NestJS's ``Server.send(stream$, respond)``: each server supplies only how to
-write. Other kinds of stream (reactive Observables) plug in through
-``register_stream_kind``.
+write. Other kinds of stream plug in through ``register_stream_kind``; ReactiveX
+Observables are registered here, without importing ``reactivex``: a result can only be
+an Observable once something imported it, so the test looks in ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -62,6 +64,22 @@ def register_stream_kind(test: Callable[[type], bool], adapter: Adapter) -> None
     _BY_TYPE.clear()
 
 
+def is_observable_type(cls: Any) -> bool:
+    """Whether ``cls`` is a ReactiveX Observable class (``False`` unless ``reactivex`` was
+    imported: nothing here imports it)."""
+    rx_abc = sys.modules.get("reactivex.abc")
+    return rx_abc is not None and isinstance(cls, type) and issubclass(cls, rx_abc.ObservableBase)
+
+
+def _observable_stream(observable: Any) -> AsyncIterator[Any]:
+    from framework.rx import ObservableStream  # only reached once reactivex is imported
+
+    return ObservableStream(observable)
+
+
+register_stream_kind(is_observable_type, _observable_stream)
+
+
 def _adapter(cls: type) -> Adapter | None:
     # Cached per type: ``hasattr`` on a pydantic model goes through its ``__getattr__``
     # and costs microseconds when the attribute is missing.
@@ -89,6 +107,31 @@ def iterate(value: Any) -> AsyncIterator[Any]:
     if adapter is None:
         raise TypeError(f"{type(value).__name__} is not a stream")
     return adapter(value)
+
+
+def map_items(result: Any, fn: Callable[[Any], Any]) -> Any:
+    """``fn`` applied to every item of a streamed result (async iterator or Observable),
+    or to a single result: what an interceptor returns to transform a handler's reply
+    item by item without asking which kind it is (NestJS's ``next.handle().pipe(map(fn))``)::
+
+        async def intercept(self, ctx, call_next):
+            return map_items(await call_next(), lambda item: {"data": item})
+
+    A stream comes back as an async iterator; closing it closes (or disposes) the
+    handler's stream. ``fn`` is a plain function; an exception it raises ends the stream
+    with an error reply, as one raised by the handler would.
+    """
+    if is_stream(result):
+        return _mapped(iterate(result), fn)
+    return fn(result)
+
+
+async def _mapped(inner: AsyncIterator[Any], fn: Callable[[Any], Any]) -> AsyncIterator[Any]:
+    try:
+        async for item in inner:
+            yield fn(item)
+    finally:
+        await close(inner)
 
 
 async def close(source: Any) -> None:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 if TYPE_CHECKING:
+    from reactivex import Observable
     from starlette.routing import BaseRoute
 
     from framework.messaging.router import MessageHandler, Router
@@ -244,6 +245,26 @@ class ClientProxy(ABC):
     ) -> Awaitable[None]:
         """Publish an event; the awaitable finishes once the transport accepted it
         (write it as ``async def``; the memory client returns a finished one)."""
+
+    def observe(
+        self,
+        pattern: str,
+        data: Any,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Observable[Any]:
+        """``stream(pattern, data)`` as a cold ReactiveX Observable (needs the
+        ``framework[rx]`` extra), as NestJS's ``client.send`` returns.
+
+        Every subscription sends the request anew and pushes each reply (a single reply
+        is one item), then completes; an error reply arrives as ``on_error`` with the
+        ``RemoteError``. Disposing cancels the request's stream. Subscribe from the
+        event loop's thread; ``await client.observe(...)`` gives the last item.
+        """
+        from framework.rx import to_observable
+
+        return to_observable(lambda: self.stream(pattern, data, timeout=timeout, headers=headers))
 
     async def __aenter__(self) -> Self:
         await self.connect()

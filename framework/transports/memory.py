@@ -22,6 +22,7 @@ from framework.exceptions import (
     RequestTimeoutError,
     TransportError,
 )
+from framework.messaging._batches import Batcher
 from framework.messaging.codecs import decode, encode
 from framework.messaging.dispatch import (
     NOT_FOUND,
@@ -79,12 +80,14 @@ class MemoryTransport(Transport):
         # Events accepted but not yet handled, for join(); a counter costs nothing per event.
         self._unfinished = 0
         self._idle: asyncio.Event | None = None
+        self._batchers: list[Batcher] = []
 
     async def start(self) -> None:
         self._dispatcher = Dispatcher(self.host.router, self.name)
         self._accepted = asyncio.get_running_loop().create_future()
         self._accepted.set_result(None)
         self._queue = BoundedChannel(self.max_queue)
+        self._batchers = []
         self._tasks = [
             # The worker gets the queue now: stop() clears self._queue, possibly before
             # a worker first runs, and the events queued by then must still be handled.
@@ -103,10 +106,15 @@ class MemoryTransport(Transport):
         self._tasks = []
 
     async def join(self) -> None:
-        """Wait until every event emitted so far has been handled (for tests)."""
-        while self._unfinished:
+        """Wait until every event emitted so far has been handled (for tests); events
+        waiting in a batch count as unhandled until their batch is."""
+        while self._unfinished or any(self._batchers):
             self._idle = asyncio.Event()
             await self._idle.wait()
+
+    def _maybe_idle(self) -> None:
+        if not self._unfinished and not any(self._batchers) and self._idle is not None:
+            self._idle.set()
 
     @property
     def ready(self) -> bool:
@@ -130,6 +138,9 @@ class MemoryTransport(Transport):
 
     async def _work(self, queue: BoundedChannel[Inbound | None]) -> None:
         events = self._dispatcher.events
+        # Events for batch handlers wait here, up to their max_wait, for more to come.
+        batcher = self._dispatcher.batcher()
+        self._batchers.append(batcher)
         stopping = False
 
         def drained(first: Inbound) -> Iterator[Inbound]:
@@ -148,10 +159,22 @@ class MemoryTransport(Transport):
             stopping = True  # None: stop() asked this worker to end
 
         while not stopping:
-            first = await queue.get()
+            due = batcher.due()
+            if due is None:
+                first = await queue.get()
+            else:
+                try:
+                    async with asyncio.timeout(due):
+                        first = await queue.get()
+                except TimeoutError:
+                    await batcher.flush_due()
+                    self._maybe_idle()
+                    continue
             if first is None:
-                return
-            await events(drained(first))
+                break
+            await events(drained(first), batcher)
+        await batcher.flush_all()  # stopping: what waits is handled now
+        self._maybe_idle()
 
     # -- requests -------------------------------------------------------------------
 

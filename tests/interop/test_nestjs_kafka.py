@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import reactivex
+from reactivex import operators as ops
 
 from framework import (
     RemoteError,
@@ -54,7 +56,7 @@ CALL_TIMEOUT = 15 * TIME_FACTOR  # seconds for one request/reply round trip
 CLIENT_RUN_TIMEOUT = 60 * TIME_FACTOR  # seconds for the whole client.js run
 
 NEST_REQUESTS = ["nest.sum", "nest.fail", "nest.count", "nest.ticks", "nest.inspect"]
-PY_REQUESTS = ["py.sum", "py.fail", "py.count", "py.tick"]
+PY_REQUESTS = ["py.sum", "py.fail", "py.count", "py.tick", "py.rx"]
 
 
 def _topics(requests: list[str], events: list[str]) -> list[str]:
@@ -326,6 +328,11 @@ class PyController:
             yield {"i": i}
             await asyncio.sleep(0.1)
 
+    @message_pattern("py.rx")
+    async def rx(self, n: int) -> reactivex.Observable[dict[str, int]]:
+        # An Observable handler: ClientKafka sees the same records as for a generator.
+        return reactivex.interval(0.01).pipe(ops.take(n), ops.map(lambda i: {"rx": i}))
+
     @event_pattern("py.event")
     async def event(self, payload: dict[str, Any]) -> None:
         self.received.add(payload)
@@ -380,7 +387,7 @@ async def test_nestjs_client_calls_python_service(node: str, kafka_bootstrap_ser
                 await received.arrived.wait()
 
     by_name = {r["scenario"]: r for r in results}
-    assert list(by_name) == ["sum", "fail", "count", "tick", "event"], results
+    assert list(by_name) == ["sum", "fail", "count", "tick", "rx", "event"], results
     # NestJS's parser only JSON-decodes objects and arrays: our 6 arrives as "6", as a
     # NestJS server's would.
     assert by_name["sum"] == {"scenario": "sum", "ok": True, "value": "6"}
@@ -403,6 +410,11 @@ async def test_nestjs_client_calls_python_service(node: str, kafka_bootstrap_ser
         "scenario": "tick",
         "ok": True,
         "value": [{"i": 0}, {"i": 1}, None],
+    }
+    assert by_name["rx"] == {
+        "scenario": "rx",
+        "ok": True,
+        "value": [{"rx": 0}, {"rx": 1}, {"rx": 2}],
     }
     assert by_name["event"] == {"scenario": "event", "ok": True, "value": "emitted"}
     assert [e for e in received.events if e.get("id") == event_id] == [

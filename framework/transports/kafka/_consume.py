@@ -119,6 +119,8 @@ class Records:
         handlers = route.events or ((route.message,) if route.message is not None else ())
         may_request = route.message is not None or not route.events
         single = handlers[0] if len(handlers) == 1 else None
+        if single is not None and single.batch is not None and not may_request:
+            return await self._batched(lane, records, single)
         decode = self._decoder(single) if single is not None else payload
         # A handler that reads no context never sees the Inbound, and nothing keeps it
         # past the record: one serves the whole batch (building one per record costs a
@@ -163,6 +165,73 @@ class Records:
             if lane.acks:
                 await self._replier.settle(lane)
         return finished
+
+    async def _batched(self, lane: Lane, records: list[Any], handler: MessageHandler) -> int:
+        """A topic whose one handler takes batches: up to ``max_batch`` records of this
+        fetch at a time. A record that does not validate is dead-lettered at once and
+        the batch goes on without it; a record is finished once its batch was handled."""
+        assert handler.batch is not None and handler.validate_item is not None
+        size = handler.batch.max_size
+        validate = handler.validate_item
+        decode = self._decoder(handler)
+        topic = lane.tp.topic
+        recover = self._recovery.recover
+        finished = 0  # records[:finished] are done
+        values: list[Any] = []
+        held: list[Inbound] = []
+        try:
+            for index, record in enumerate(records):
+                if not lane.open:
+                    return finished
+                inbound = Inbound(topic, None, None, record)
+                try:
+                    value = record.value
+                    inbound.payload = value if value and value[0] in _JSON_FIRST else decode(value)
+                    values.append(validate(inbound.payload))
+                except Exception as exc:
+                    if not await recover(lane, inbound, handler, exc):
+                        return finished
+                    if not values:
+                        finished = index + 1
+                    continue
+                held.append(inbound)
+                if len(values) >= size:
+                    if not await self._run_batch(lane, handler, values, held):
+                        return finished
+                    values, held = [], []
+                    finished = index + 1
+            if values and (not lane.open or not await self._run_batch(lane, handler, values, held)):
+                return finished
+            finished = len(records)
+        except Exception:
+            logger.exception("Kafka lane %s failed; replaying its unfinished records", lane.tp)
+        return finished
+
+    async def _run_batch(
+        self, lane: Lane, handler: MessageHandler, values: list[Any], held: list[Inbound]
+    ) -> bool:
+        """Handle one batch; if it fails, each of its records alone (a batch of one),
+        and the ones failing then are retried and dead-lettered like single events.
+        False if the lane closed first."""
+        assert handler.call_batch is not None
+        ctx = self._dispatcher.context(held[0]) if handler.needs_context else None
+        try:
+            await handler.call_batch(values, ctx)
+            return True
+        except Exception as exc:
+            logger.warning(
+                "%s failed on a batch of %d (%r); handling its records one by one",
+                handler.name,
+                len(values),
+                exc,
+            )
+        for inbound in held:
+            try:
+                await self._dispatcher.call(handler, inbound)
+            except Exception as exc:
+                if not await self._recovery.recover(lane, inbound, handler, exc):
+                    return False
+        return True
 
     async def _events(
         self, lane: Lane, inbound: Inbound, handlers: tuple[MessageHandler, ...]

@@ -58,6 +58,8 @@ const scenarios = {
   count: () => lastValueFrom(client.send('py.count', 3).pipe(timeout(TIMEOUT_MS), toArray())),
   // A live stream (items 100 ms apart): its end-of-stream mark comes as its own record.
   tick: () => lastValueFrom(client.send('py.tick', 2).pipe(timeout(TIMEOUT_MS), toArray())),
+  // A Python handler returning a reactivex Observable, items 10 ms apart.
+  rx: () => lastValueFrom(client.send('py.rx', 3).pipe(timeout(TIMEOUT_MS), toArray())),
   // An event: resolves once the broker acknowledged the record.
   event: () =>
     lastValueFrom(
@@ -83,7 +85,7 @@ async function main() {
   for (const name of names) {
     if (!scenarios[name]) throw new Error(`unknown scenario ${name}`);
   }
-  for (const pattern of ['py.sum', 'py.fail', 'py.count', 'py.tick']) {
+  for (const pattern of ['py.sum', 'py.fail', 'py.count', 'py.tick', 'py.rx']) {
     client.subscribeToResponseOf(pattern);
   }
   await client.connect();
