@@ -176,11 +176,15 @@ class WebSocketTransport(Transport):
         return [WebSocketRoute(path, endpoint) for path in self.endpoints]
 
     def server_options(self) -> dict[str, Any]:
-        """uvicorn settings for the app's HTTP server: the frame size limit, keepalive
-        and compression apply there when the transport shares the HTTP port."""
+        """uvicorn settings for the app's HTTP server: the frame size limit, keepalive,
+        compression and flow control apply there when the transport shares the HTTP
+        port."""
         if self.port is not None:
             return {}
+        from framework.transports.websocket._flow import FlowControlledProtocol
+
         return {
+            "ws": FlowControlledProtocol,  # stops reading a client that does not read
             "ws_max_size": self.max_message_size,
             "ws_ping_interval": self.ping_interval,
             "ws_ping_timeout": self.ping_timeout,
