@@ -33,6 +33,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from framework.exceptions import ConfigurationError, ForbiddenException
+from framework.http._body import read_body
 from framework.http._routing import error_response, failure_response, json_response
 from framework.http._sse import EventStream, EventStreamResponse, StreamState, encode_event
 from framework.messaging._cache import NameCache
@@ -429,7 +430,7 @@ class SseTransport(Transport):
 
     async def _handle(self, request: Request) -> Response:
         pattern: str = request.path_params["pattern"]
-        body = await _read_body(request, self.max_body)
+        body = await read_body(request, self.max_body)
         if body is None:
             return _error(413, f"The body is larger than {self.max_body} bytes")
         # The Inbound is its handlers' context: transport "sse", raw = the Request.
@@ -488,21 +489,6 @@ class _Subscription(Response):
             await stream.serve(receive, send)
         finally:
             transport._close(stream)
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or ``None`` when it is larger than ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _error(status: int, message: str) -> Response:
