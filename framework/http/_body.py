@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-DEFAULT_MAX_BODY = 1024 * 1024
-"""Bytes a request body may have unless a route or transport says otherwise."""
-
 
 async def read_body(request: Request, limit: int) -> bytes | None:
     """The body, or ``None`` when it is larger than ``limit`` bytes: refused from its

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from framework.di.hints import capture_locals
-from framework.http._body import DEFAULT_MAX_BODY
+from framework.http._limits import DEFAULT_MAX_BODY
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -33,8 +33,9 @@ from framework.di.container import REQUEST, Container, ProviderRecord
 from framework.di.hints import type_hints
 from framework.di.metadata import CONTROLLER_ATTR, Scope
 from framework.exceptions import ConfigurationError, HttpException, RpcException
-from framework.http._body import DEFAULT_MAX_BODY, read_body
+from framework.http._body import read_body
 from framework.http._decorators import RouteMeta, routes_of
+from framework.http._limits import DEFAULT_MAX_BODY
 from framework.http._sse import EventStreamResponse
 from framework.messaging._pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.codecs import encode

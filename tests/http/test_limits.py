@@ -1,16 +1,20 @@
 """HTTP limits on the app's real server (issue 15, weak spots): request bodies are
-bounded per route, and a client that never finishes its request headers is dropped."""
+bounded per route, and a client that never finishes its request headers (or its
+WebSocket handshake) is dropped after ``header_timeout``."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
 from framework import controller, create_app, module, post
+from framework.transports.sse import SseTransport
+from framework.transports.websocket import WebSocketTransport
 from tests.timing import TIME_FACTOR
 from tests.transports.harnesses.websocket import uvicorn_running
 from tests.transports.websocket.test_hostile import rss_mib
@@ -83,3 +87,61 @@ async def test_post_bodies_are_bounded_with_413() -> None:
         head = await asyncio.to_thread(_chunked_upload, port, 200)
         assert head.startswith(b"HTTP/1.1 413"), head[:100]
         assert rss_mib() - before < 32
+
+
+def _partial(port: int, head: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(head)
+    return sock
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes ``sock`` (EOF or reset) within ``within`` seconds."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+async def test_unfinished_request_heads_are_closed_after_header_timeout() -> None:
+    """Partial heads, a slowloris dripping header lines, and a half-sent WebSocket
+    handshake are all closed at the deadline; a streaming response outlives it."""
+    timeout = 0.5 * TIME_FACTOR
+    app = create_app(NotesModule, transports=[WebSocketTransport("/ws"), SseTransport("/events")])
+    async with uvicorn_running(app, header_timeout=timeout) as port:
+        stalled = [_partial(port, b"GET /notes HTTP/1.1\r\nHost: t\r\n") for _ in range(20)]
+        stalled.append(_partial(port, b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"))
+        drip = _partial(port, b"GET /notes HTTP/1.1\r\n")
+
+        def slowloris() -> bool:
+            for i in range(int(4 * timeout / 0.1)):
+                try:
+                    drip.sendall(b"X-%d: y\r\n" % i)
+                except OSError:
+                    return True  # closed under us: what should happen
+                time.sleep(0.1)
+            return _closed_by_server(drip, 0.1)
+
+        stream = socket.create_connection(("127.0.0.1", port))
+        stream.sendall(b"GET /events?subscribe=t HTTP/1.1\r\nHost: t\r\n\r\n")
+        try:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                asyncio.to_thread(slowloris),
+                *(asyncio.to_thread(_closed_by_server, s, 4 * timeout) for s in stalled),
+            )
+            assert all(results)
+            assert time.monotonic() - started >= timeout * 0.9
+            # A response in progress is not a request head waiting: the stream stays.
+            assert not await asyncio.to_thread(_closed_by_server, stream, timeout)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                ok = await http.post("/notes", json={"text": "still serving"})
+                assert ok.status_code == 201
+        finally:
+            for sock in [*stalled, drip, stream]:
+                sock.close()
