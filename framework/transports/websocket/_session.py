@@ -76,6 +76,9 @@ _BAD_CANCEL = {
 }
 _OPEN = SocketState.OPEN
 
+FAIR_SHARE = 16
+"""Frames a connection handles before letting the other connections run."""
+
 
 async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
@@ -247,10 +250,18 @@ class Session:
         on_frame = self.on_frame
         limit = conns.max_message_size
         gate = asyncio.Semaphore(conns.max_concurrency) if conns.max_concurrency > 1 else None
+        turn = 0
         while True:
             raw = await receive() if unwrap is None else unwrap(await receive())
             if raw is None:
                 return
+            turn += 1
+            if turn == FAIR_SHARE:
+                # ``receive`` returns at once while frames are buffered, and a handler
+                # that does not wait never yields: without this, one flooding client
+                # would hold the event loop for a whole read buffer of frames.
+                turn = 0
+                await asyncio.sleep(0)
             if sock.state is not _OPEN:
                 continue  # closing: what the client still sends is not handled
             if len(raw) * 4 > limit and conns.too_big(raw):
