@@ -8,14 +8,18 @@ fills the kernel's socket buffers and then the client's own ``send`` blocks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from framework import controller, event_pattern, injectable, message_pattern, module
+from framework.transports.websocket import WsSocket, websocket_gateway
 from tests.timing import TIME_FACTOR
 from tests.transports.websocket.app import raw_client, recv_json, send_json, served
 from tests.transports.websocket.test_hostile import HostileModule, rss_mib
@@ -90,6 +94,21 @@ class Noise:
         self.seen = 0
         self.flowing = asyncio.Event()
         """Set once 1,000 noise frames were handled."""
+        self.gone: asyncio.Queue[WsSocket] = asyncio.Queue()
+
+    async def wait(self) -> None:
+        """Until the next disconnection the gateway hears of."""
+        async with asyncio.timeout(10 * TIME_FACTOR):
+            await self.gone.get()
+
+
+@websocket_gateway()
+class Departures:
+    def __init__(self, noise: Noise) -> None:
+        self.noise = noise
+
+    def on_disconnect(self, socket: WsSocket) -> None:
+        self.noise.gone.put_nowait(socket)
 
 
 @controller()
@@ -108,7 +127,7 @@ class FloodController:
         return payload
 
 
-@module(controllers=[FloodController], providers=[Noise])
+@module(controllers=[FloodController], providers=[Noise, Departures])
 class FloodModule:
     pass
 
@@ -167,3 +186,68 @@ async def test_a_flooding_client_does_not_starve_a_well_behaved_one(mode: str) -
             flooder.close()
         bound = max(30 * quiet[198], 0.020) * TIME_FACTOR
         assert loud[198] < bound, f"p99 {loud[198] * 1e3:.1f} ms alone {quiet[198] * 1e3:.2f}"
+
+
+async def _close_of(ws: ClientConnection) -> tuple[int | None, str | None]:
+    """The close code and reason the server sent, once the connection is closed."""
+    async with asyncio.timeout(10 * TIME_FACTOR):
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.recv()
+    rcvd = ws.protocol.close_rcvd
+    return (rcvd.code, rcvd.reason) if rcvd is not None else (None, None)
+
+
+@pytest.mark.parametrize("mode", ["asgi", "standalone"])
+@pytest.mark.parametrize(
+    ("limit", "reason"),
+    [
+        ({"max_connections": 3}, "too many connections"),
+        ({"max_connections_per_client": 3}, "too many connections from this address"),
+    ],
+)
+async def test_connections_over_the_limit_are_closed_with_1013(
+    mode: str, limit: dict[str, int], reason: str
+) -> None:
+    async with (
+        served(FloodModule, mode=mode, **limit) as (app, _, url),
+        contextlib.AsyncExitStack() as stack,
+    ):
+        left = app.get(Noise)
+        admitted = [await stack.enter_async_context(raw_client(url + "/ws")) for _ in range(3)]
+        for i, ws in enumerate(admitted):  # all three are served
+            await send_json(ws, {"event": "ping.me", "data": i, "id": i})
+            assert (await recv_json(ws))["data"] == i
+        async with raw_client(url + "/ws") as extra:
+            assert await _close_of(extra) == (1013, reason)
+        await left.wait()
+        await admitted.pop().close()
+        await left.wait()  # the server let go of it
+        async with raw_client(url + "/ws") as again:  # a place is free again
+            await send_json(again, {"event": "ping.me", "data": "x", "id": 9})
+            assert (await recv_json(again))["data"] == "x"
+
+
+@pytest.mark.parametrize("mode", ["asgi", "standalone"])
+async def test_a_connection_over_max_frame_rate_is_closed_with_1008(mode: str) -> None:
+    async with served(FloodModule, mode=mode, max_frame_rate=50) as (app, _, url):
+        async with raw_client(url + "/ws") as calm:  # within the burst: served
+            for i in range(20):
+                await send_json(calm, {"event": "ping.me", "data": i, "id": i})
+                assert (await recv_json(calm))["id"] == i
+        async with raw_client(url + "/ws") as loud:
+            for _ in range(500):
+                with contextlib.suppress(ConnectionClosed):
+                    await send_json(loud, {"event": "noise", "data": 1})
+            assert await _close_of(loud) == (1008, "rate limit exceeded")
+        assert app.get(Noise).seen <= 60  # one second's burst, then nothing more
+
+
+async def test_subscribed_patterns_are_bounded_in_length() -> None:
+    async with served(FloodModule) as (_, _t, url), raw_client(url + "/ws") as ws:
+        await send_json(ws, {"event": "subscribe", "data": ["a" * 257], "id": 1})
+        assert (await recv_json(ws))["data"]["message"] == (
+            "A subscribed pattern has at most 256 characters"
+        )
+        await send_json(ws, {"event": "subscribe", "data": ["a" * 256], "id": 2})
+        assert (await recv_json(ws))["data"] == ["a" * 256]
