@@ -145,3 +145,18 @@ async def test_unfinished_request_heads_are_closed_after_header_timeout() -> Non
         finally:
             for sock in [*stalled, drip, stream]:
                 sock.close()
+
+
+async def test_a_body_that_is_not_utf8_gets_422_not_500() -> None:
+    """Found by tests/fuzz: pydantic cannot put non-UTF-8 input in its JSON error list,
+    and the error reply itself failed (500)."""
+    app = create_app(NotesModule)
+    async with (
+        uvicorn_running(app) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        bad = await http.post("/notes", content=b'{"text": "\xff"}')
+        assert bad.status_code == 422
+        body = bad.json()
+        assert body["message"] == "Malformed JSON payload" and body["statusCode"] == 422
+        assert "input" not in body["errors"][0]
