@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install install-test-deps lint typecheck docs pytest bench soak clean
+.PHONY: run test install install-test-deps lint typecheck docs pytest bench soak fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: install
 ## the server's memory or file descriptors keep growing (not part of `make test`).
 soak: install-test-deps
 	PYTHONPATH=. $(PY) benchmarks/soak.py --minutes $${SOAK_MINUTES:-5}
+
+## Property-based fuzzing with many more examples than CI's fixed-seed profile (minutes).
+fuzz:
+	FUZZ_PROFILE=long $(PY) -m pytest -q tests/fuzz --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) build *.egg-info

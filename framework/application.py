@@ -29,6 +29,7 @@ from framework.di.container import Container
 from framework.di.lifecycle import call_hook
 from framework.di.metadata import Provider, Scope, value_provider
 from framework.exceptions import ConfigurationError
+from framework.http._limits import HEADER_TIMEOUT
 from framework.http._routing import HttpRoute, build_http_routes
 from framework.http._sse import ROUTE_STREAMS_STATE, RouteStreams
 from framework.messaging._pipeline import GlobalEnhancers
@@ -454,12 +455,26 @@ class Application:
             except Exception:
                 logger.exception("Transport %s failed to drain", transport.name)
 
-    def server(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> Any:
+    def server(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        header_timeout: float | None = HEADER_TIMEOUT,
+        **uvicorn_options: Any,
+    ) -> Any:
         """The ``uvicorn.Server`` that ``run()`` uses; ``await server.serve()`` runs it in
         your own event loop. Transports add their settings (``server_options()``); yours
         win. On shutdown it stops accepting, drains the transports, then lets uvicorn
-        close what is left."""
+        close what is left.
+
+        ``header_timeout``: seconds a client has to send its request headers (and to
+        have a WebSocket handshake answered) before the connection is closed (default
+        10; ``None``: wait forever, as plain uvicorn does).
+        """
         import uvicorn
+
+        from framework.http._server import TIMEOUT_ATTR, HeaderTimeoutProtocol
 
         app = self
 
@@ -472,14 +487,21 @@ class Application:
 
         # websockets-sansio: the non-deprecated websockets implementation, and the
         # fastest of uvicorn's (see docs/transports/websocket.md).
-        options: dict[str, Any] = {"log_level": "info", "ws": "websockets-sansio"}
+        options: dict[str, Any] = {
+            "log_level": "info",
+            "ws": "websockets-sansio",
+            "http": HeaderTimeoutProtocol,
+        }
         for transport in self.transports:
             options.update(transport.server_options())
         options.update(uvicorn_options)
-        return DrainingServer(uvicorn.Config(cast(Any, self), host=host, port=port, **options))
+        config = uvicorn.Config(cast(Any, self), host=host, port=port, **options)
+        setattr(config, TIMEOUT_ATTR, header_timeout)
+        return DrainingServer(config)
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
-        """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully."""
+        """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully
+        (the options are ``server()``'s)."""
         # uvicorn re-raises Ctrl-C once the graceful shutdown is done: nothing is left to
         # do, and a traceback would only alarm the user.
         with contextlib.suppress(KeyboardInterrupt):

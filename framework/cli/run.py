@@ -101,7 +101,10 @@ def _run_import_string(
 ) -> int:
     import uvicorn
 
-    options: dict[str, Any] = {"ws": UVICORN_WS}
+    from framework.http._server import HeaderTimeoutProtocol
+
+    # Worker processes get the default header timeout (``Application.server`` sets it).
+    options: dict[str, Any] = {"ws": UVICORN_WS, "http": HeaderTimeoutProtocol}
     for transport in app.transports:
         options.update(transport.server_options())
     os.environ[TARGET_ENV] = target

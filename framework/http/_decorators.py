@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from framework.di.hints import capture_locals
+from framework.http._limits import DEFAULT_MAX_BODY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,19 +45,29 @@ def get(path: str = "", *, status_code: int | None = None) -> Callable[[F], F]:
     return _route("http", "GET", path, status_code)
 
 
-def post(path: str = "", *, status_code: int | None = None) -> Callable[[F], F]:
-    """``POST`` route; answers 201 unless ``status_code`` says otherwise (as NestJS)."""
-    return _route("http", "POST", path, status_code)
+def post(
+    path: str = "", *, status_code: int | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> Callable[[F], F]:
+    """``POST`` route; answers 201 unless ``status_code`` says otherwise (as NestJS).
+
+    ``max_body``: bytes the JSON body may have (default 1 MiB); a larger one is answered
+    413 before the handler runs, without reading past the limit.
+    """
+    return _route("http", "POST", path, status_code, max_body=max_body)
 
 
-def put(path: str = "", *, status_code: int | None = None) -> Callable[[F], F]:
-    """``PUT`` route."""
-    return _route("http", "PUT", path, status_code)
+def put(
+    path: str = "", *, status_code: int | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> Callable[[F], F]:
+    """``PUT`` route (``max_body`` as for ``post``)."""
+    return _route("http", "PUT", path, status_code, max_body=max_body)
 
 
-def patch(path: str = "", *, status_code: int | None = None) -> Callable[[F], F]:
-    """``PATCH`` route."""
-    return _route("http", "PATCH", path, status_code)
+def patch(
+    path: str = "", *, status_code: int | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> Callable[[F], F]:
+    """``PATCH`` route (``max_body`` as for ``post``)."""
+    return _route("http", "PATCH", path, status_code, max_body=max_body)
 
 
 def delete(path: str = "", *, status_code: int | None = None) -> Callable[[F], F]:

@@ -33,7 +33,9 @@ from framework.di.container import REQUEST, Container, ProviderRecord
 from framework.di.hints import type_hints
 from framework.di.metadata import CONTROLLER_ATTR, Scope
 from framework.exceptions import ConfigurationError, HttpException, RpcException
+from framework.http._body import read_body
 from framework.http._decorators import RouteMeta, routes_of
+from framework.http._limits import DEFAULT_MAX_BODY
 from framework.http._sse import EventStreamResponse
 from framework.messaging._pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.codecs import encode
@@ -93,7 +95,9 @@ def _is_body_type(hint: Any) -> bool:
     return origin in (list, dict) and any(_is_body_type(a) for a in typing.get_args(hint))
 
 
-def _binder(name: str, hint: Any, default: Any, path_params: set[str], owner: str) -> Binder:
+def _binder(
+    name: str, hint: Any, default: Any, path_params: set[str], owner: str, max_body: int
+) -> Binder:
     if hint is Request:
 
         async def bind_request(request: Request) -> Any:
@@ -114,7 +118,11 @@ def _binder(name: str, hint: Any, default: Any, path_params: set[str], owner: st
         adapter: TypeAdapter[Any] = TypeAdapter(hint)
 
         async def bind_body(request: Request) -> Any:
-            return adapter.validate_json(await request.body())
+            body = await read_body(request, max_body)
+            if body is None:
+                message = f"The request body is larger than {max_body} bytes"
+                raise HttpException(413, {"message": message})
+            return adapter.validate_json(body)
 
         return bind_body
     origin = typing.get_origin(hint)
@@ -160,15 +168,16 @@ def _build_endpoint(
     owner = f"{controller.__qualname__}.{attr}"
     hints = type_hints(fn, owner, controller.__name__, (controller, rec.module.cls))
     path_params = set(_PATH_PARAM.findall(path))
+    sse_options = dict(meta.options)
+    max_body = sse_options.pop("max_body", DEFAULT_MAX_BODY)
     binders: list[tuple[str, Binder]] = []
     for name, param in inspect.signature(fn).parameters.items():
         if name == "self":
             continue
         hint = hints.get(name, str)
-        binders.append((name, _binder(name, hint, param.default, path_params, owner)))
+        binders.append((name, _binder(name, hint, param.default, path_params, owner, max_body)))
     status = meta.status_code or (201 if meta.method == "POST" else 200)
     request_scoped = rec.scope is not Scope.SINGLETON
-    sse_options = dict(meta.options)
     if unknown := set(sse_options) - {"heartbeat", "max_buffer"}:
         raise ConfigurationError(f"{owner}: unknown @sse options {sorted(unknown)}")
 

@@ -29,6 +29,20 @@ def validate_pattern(pattern: str) -> None:
         raise ConfigurationError(f"Pattern {pattern!r}: '#' may only be the last segment")
 
 
+MAX_SUBSCRIBED_PATTERN = 256
+"""Longest pattern, in characters, a client may subscribe to (WebSocket, SSE): with
+the per-connection pattern counts, it bounds the bytes one subscriber holds."""
+
+
+def validate_subscription(pattern: str) -> None:
+    """``validate_pattern`` for a pattern a client sends, which is also bounded in length."""
+    if len(pattern) > MAX_SUBSCRIBED_PATTERN:
+        raise ConfigurationError(
+            f"A subscribed pattern has at most {MAX_SUBSCRIBED_PATTERN} characters"
+        )
+    validate_pattern(pattern)
+
+
 @lru_cache(maxsize=1024)
 def compile_wildcard(pattern: str) -> re.Pattern[str]:
     """A regex for a wildcard pattern (also what Kafka topic subscriptions use)."""

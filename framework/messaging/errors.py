@@ -25,8 +25,16 @@ INTERNAL_ERROR = {"status": "error", "message": "Internal server error"}
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's error list, JSON-safe (contexts may hold exception objects)."""
-    errors: list[dict[str, Any]] = json.loads(exc.json(include_url=False))
+    """Pydantic's error list, JSON-safe (contexts may hold exception objects).
+
+    Each error carries the offending input, except when the input cannot be JSON (bytes
+    that are not UTF-8, from an HTTP body or a Kafka record): then no error carries it.
+    """
+    try:
+        text = exc.json(include_url=False)
+    except ValueError:
+        text = exc.json(include_url=False, include_input=False)
+    errors: list[dict[str, Any]] = json.loads(text)
     return errors
 
 

@@ -33,10 +33,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from framework.exceptions import ConfigurationError, ForbiddenException
+from framework.http._body import read_body
 from framework.http._routing import error_response, failure_response, json_response
 from framework.http._sse import EventStream, EventStreamResponse, StreamState, encode_event
 from framework.messaging._cache import NameCache
-from framework.messaging._patterns import is_wildcard, matches, validate_pattern
+from framework.messaging._patterns import is_wildcard, matches, validate_subscription
 from framework.messaging.codecs import encode
 from framework.messaging.context import ExecutionContext
 from framework.messaging.dispatch import (
@@ -186,6 +187,9 @@ class SseTransport(Transport):
         retry_ms: the reconnection delay sent to each client first (``retry:``, in
             milliseconds); ``None`` leaves the client's default (about 3 s in browsers).
         max_subscribers: concurrent streams; more get 503.
+        max_subscribers_per_client: concurrent streams from one client IP address; more
+            get 429. ``None`` (default): no limit (behind a reverse proxy every client
+            shares its address).
         max_patterns: patterns in one subscription; more get 400.
         max_body: bytes in a ``POST`` body; more get 413.
         shutdown_timeout: seconds ``stop`` waits for in-flight ``POST`` handlers and for
@@ -207,6 +211,7 @@ class SseTransport(Transport):
         replay_age: float = 300.0,
         retry_ms: int | None = 3000,
         max_subscribers: int = 10_000,
+        max_subscribers_per_client: int | None = None,
         max_patterns: int = 32,
         max_body: int = 1024 * 1024,
         shutdown_timeout: float = 10.0,
@@ -214,10 +219,17 @@ class SseTransport(Transport):
     ) -> None:
         if heartbeat is not None and heartbeat <= 0:
             raise ConfigurationError("SseTransport heartbeat must be positive seconds, or None")
-        if max_buffer < 2 or max_subscribers < 1 or max_patterns < 1 or max_body < 0:
+        per_client = max_subscribers_per_client
+        if (
+            max_buffer < 2
+            or max_subscribers < 1
+            or max_patterns < 1
+            or max_body < 0
+            or (per_client is not None and per_client < 1)
+        ):
             raise ConfigurationError(
                 "SseTransport limits: max_buffer >= 2, max_subscribers >= 1, max_patterns >= 1, "
-                "max_body >= 0"
+                "max_body >= 0, max_subscribers_per_client >= 1 or None"
             )
         for guard in guards:
             if not callable(getattr(guard, "can_activate", None)):
@@ -229,6 +241,8 @@ class SseTransport(Transport):
         self.max_buffer = max_buffer
         self.retry_ms = retry_ms
         self.max_subscribers = max_subscribers
+        self.max_subscribers_per_client = max_subscribers_per_client
+        self._per_client: dict[str, int] = {}
         self.max_patterns = max_patterns
         self.max_body = max_body
         self.shutdown_timeout = shutdown_timeout
@@ -367,11 +381,15 @@ class SseTransport(Transport):
             return _error(400, f"At most {self.max_patterns} patterns per subscription")
         for pattern in patterns:
             try:
-                validate_pattern(pattern)
+                validate_subscription(pattern)
             except ConfigurationError as exc:
                 return _error(400, str(exc))
         if len(self._subs.streams) >= self.max_subscribers:
             return _error(503, "Too many event streams; try again later")
+        per = self.max_subscribers_per_client
+        host = request.client.host if request.client else None
+        if per is not None and host is not None and self._per_client.get(host, 0) >= per:
+            return _error(429, "Too many event streams from this address")
         last_id = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
         return _Subscription(self, tuple(dict.fromkeys(patterns)), last_id or None)
 
@@ -429,7 +447,7 @@ class SseTransport(Transport):
 
     async def _handle(self, request: Request) -> Response:
         pattern: str = request.path_params["pattern"]
-        body = await _read_body(request, self.max_body)
+        body = await read_body(request, self.max_body)
         if body is None:
             return _error(413, f"The body is larger than {self.max_body} bytes")
         # The Inbound is its handlers' context: transport "sse", raw = the Request.
@@ -483,26 +501,17 @@ class _Subscription(Response):
         name = f"{client[0]}:{client[1]}" if client else "client"
         transport = self.transport
         stream = EventStream(max_buffer=transport.max_buffer, name=name)
+        counts = transport._per_client
+        host = client[0] if client else ""
+        counts[host] = counts.get(host, 0) + 1
         transport._open(stream, self.patterns, self.last_id)
         try:
             await stream.serve(receive, send)
         finally:
             transport._close(stream)
-
-
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or ``None`` when it is larger than ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+            left = counts.pop(host) - 1
+            if left:
+                counts[host] = left
 
 
 def _error(status: int, message: str) -> Response:

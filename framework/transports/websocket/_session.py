@@ -18,11 +18,12 @@ import asyncio
 import enum
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from framework.exceptions import ConfigurationError
-from framework.messaging._patterns import validate_pattern
+from framework.messaging._patterns import validate_subscription
 from framework.messaging.codecs import encode
 from framework.messaging.dispatch import (
     NOT_FOUND,
@@ -51,6 +52,7 @@ from framework.transports.websocket._socket import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_AGAIN_LATER,
     Hub,
     Link,
     SocketState,
@@ -75,6 +77,9 @@ _BAD_CANCEL = {
     "message": '"cancel" takes the id of a running stream (a string or an integer)',
 }
 _OPEN = SocketState.OPEN
+
+FAIR_SHARE = 16
+"""Frames a connection handles before letting the other connections run."""
 
 
 async def _maybe_await(value: Any) -> Any:
@@ -103,8 +108,16 @@ class Connections:
         authenticate: Authenticate | None,
         auth_timeout: float,
         can_subscribe: SubscriptionGuard | None,
+        max_connections: int | None = None,
+        max_connections_per_client: int | None = None,
+        max_frame_rate: float | None = None,
     ) -> None:
         self.hub = hub
+        self.max_connections = max_connections
+        self.max_connections_per_client = max_connections_per_client
+        self.max_frame_rate = max_frame_rate
+        self.per_client: dict[str, int] = {}
+        """Open sessions by client address (kept only with ``max_connections_per_client``)."""
         self.max_message_size = max_message_size
         self.max_streams = max_streams
         self.max_subscriptions = max_subscriptions
@@ -147,6 +160,30 @@ class Connections:
             data=handshake.data,
         )
         return Session(self, self.endpoints[handshake.path], sock)
+
+    def enter(self, sock: WsSocket) -> str | None:
+        """Count a socket that is opening; the reason to refuse it when over a limit
+        (it is then not counted)."""
+        if self.max_connections is not None and len(self.hub.sockets) > self.max_connections:
+            return "too many connections"
+        per = self.max_connections_per_client
+        if per is not None and sock.client is not None:
+            host = sock.client[0]
+            count = self.per_client.get(host, 0)
+            if count >= per:
+                return "too many connections from this address"
+            self.per_client[host] = count + 1
+        return None
+
+    def leave(self, sock: WsSocket) -> None:
+        """Uncount a socket that ``enter`` counted."""
+        if self.max_connections_per_client is not None and sock.client is not None:
+            host = sock.client[0]
+            count = self.per_client.get(host, 0) - 1
+            if count > 0:
+                self.per_client[host] = count
+            else:
+                self.per_client.pop(host, None)
 
     def too_big(self, raw: str | bytes) -> bool:
         limit = self.max_message_size
@@ -194,6 +231,7 @@ class Session:
 
     __slots__ = (
         "_conns",
+        "_counted",
         "_dispatcher",
         "_enc",
         "_left",
@@ -213,6 +251,7 @@ class Session:
         self.state = _CONNECTING
         self._left = False  # the client left while the session was opening
         self._reported = False  # host.events was told it connected
+        self._counted = False  # connections.enter counted it
         self._tasks: set[asyncio.Task[None]] = set()  # frames in tasks (max_concurrency)
 
     def __repr__(self) -> str:
@@ -247,10 +286,22 @@ class Session:
         on_frame = self.on_frame
         limit = conns.max_message_size
         gate = asyncio.Semaphore(conns.max_concurrency) if conns.max_concurrency > 1 else None
+        bucket = None if conns.max_frame_rate is None else _Bucket(conns.max_frame_rate)
+        turn = 0
         while True:
             raw = await receive() if unwrap is None else unwrap(await receive())
             if raw is None:
                 return
+            if bucket is not None and not bucket.take() and sock.state is _OPEN:
+                logger.info("Closing %s: more than %g frames/s", sock.id, bucket.rate)
+                sock.begin_close(CLOSE_POLICY, "rate limit exceeded", flush=False)
+            turn += 1
+            if turn == FAIR_SHARE:
+                # ``receive`` returns at once while frames are buffered, and a handler
+                # that does not wait never yields: without this, one flooding client
+                # would hold the event loop for a whole read buffer of frames.
+                turn = 0
+                await asyncio.sleep(0)
             if sock.state is not _OPEN:
                 continue  # closing: what the client still sends is not handled
             if len(raw) * 4 > limit and conns.too_big(raw):
@@ -285,6 +336,12 @@ class Session:
         conns.hub.add(sock)
         conns.events.connected(conns.owner, sock.id)
         self._reported = True
+        refused = conns.enter(sock)
+        if refused is not None:
+            logger.info("Closing %s: %s", sock.id, refused)
+            sock.begin_close(CLOSE_TRY_AGAIN_LATER, refused, flush=False)
+            return False
+        self._counted = True
         if self._conns.authenticate is not None and not await self._authenticate(receive, unwrap):
             return False
         try:
@@ -305,6 +362,8 @@ class Session:
         self._move(_CLOSED)
         sock = self.socket
         sock.finish(code)
+        if self._counted:
+            self._conns.leave(sock)
         if reported:
             self._conns.events.disconnected(self._conns.owner, sock.id)
         try:
@@ -415,7 +474,7 @@ class Session:
         sock = self.socket
         for p in patterns:
             try:
-                validate_pattern(p)
+                validate_subscription(p)
             except ConfigurationError as exc:
                 return {"status": "error", "message": str(exc)}
         if len(sock.subscriptions_ | set(patterns)) > conns.max_subscriptions:
@@ -463,6 +522,26 @@ class Session:
             sock.begin_close(CLOSE_POLICY, "unauthorized", flush=False)
             return False
         await sock.send_now(self._enc.reply("auth", b"true", fid))
+        return True
+
+
+class _Bucket:
+    """A token bucket: ``rate`` frames a second, bursts of up to one second's worth."""
+
+    __slots__ = ("last", "rate", "tokens")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = max(rate, 1.0)
+        self.last = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
         return True
 
 

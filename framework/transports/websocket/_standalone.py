@@ -15,6 +15,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from framework.transports.websocket._flow import FlowControlledConnection
 from framework.transports.websocket._handshake import Handshake
 from framework.transports.websocket._links import WebsocketsLink
 from framework.transports.websocket._session import Connections
@@ -75,4 +76,5 @@ async def serve_standalone(
         ping_timeout=ping_timeout,
         close_timeout=close_timeout,
         write_limit=WRITE_LIMIT,
+        create_connection=FlowControlledConnection,
     )

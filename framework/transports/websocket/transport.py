@@ -53,6 +53,15 @@ class WebSocketTransport(Transport):
         max_subscriptions: patterns one connection may subscribe to (default 100).
         max_concurrency: frames handled at once per connection (default 1: in order,
             in the connection's own task, the fastest); more runs each frame in a task.
+        max_connections: open connections on this transport (default 10,000); one
+            more is accepted, then closed with 1013 "too many connections".
+            ``None``: no limit.
+        max_connections_per_client: open connections from one client IP address
+            (default ``None``: no limit, as behind a reverse proxy every client shares
+            its address); one more is closed with 1013.
+        max_frame_rate: inbound frames per second one connection may send, in bursts of
+            up to one second's worth (default ``None``: no limit); a connection that
+            sends faster is closed with 1008 "rate limit exceeded".
         ping_interval: seconds between keepalive pings (default 20; ``None`` disables).
         ping_timeout: seconds to wait for a pong before dropping the connection
             (default 20; ``None`` waits forever).
@@ -90,6 +99,9 @@ class WebSocketTransport(Transport):
         max_streams: int = 32,
         max_subscriptions: int = 100,
         max_concurrency: int = 1,
+        max_connections: int | None = 10_000,
+        max_connections_per_client: int | None = None,
+        max_frame_rate: float | None = None,
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         close_timeout: float = 10.0,
@@ -113,6 +125,13 @@ class WebSocketTransport(Transport):
         ):
             if value < 1:
                 raise ConfigurationError(f"WebSocketTransport {label} must be at least 1")
+        for label, limit in (
+            ("max_connections", max_connections),
+            ("max_connections_per_client", max_connections_per_client),
+            ("max_frame_rate", max_frame_rate),
+        ):
+            if limit is not None and limit <= 0:
+                raise ConfigurationError(f"WebSocketTransport {label} must be positive or None")
         self.path = path
         self.host_name = host
         self.port = port
@@ -143,6 +162,9 @@ class WebSocketTransport(Transport):
             authenticate=authenticate,
             auth_timeout=auth_timeout,
             can_subscribe=can_subscribe,
+            max_connections=max_connections,
+            max_connections_per_client=max_connections_per_client,
+            max_frame_rate=max_frame_rate,
         )
         self._server: Server | None = None
         self._wire: Callable[[bytes], Any] = bytes.decode if port is None else _same
@@ -176,11 +198,15 @@ class WebSocketTransport(Transport):
         return [WebSocketRoute(path, endpoint) for path in self.endpoints]
 
     def server_options(self) -> dict[str, Any]:
-        """uvicorn settings for the app's HTTP server: the frame size limit, keepalive
-        and compression apply there when the transport shares the HTTP port."""
+        """uvicorn settings for the app's HTTP server: the frame size limit, keepalive,
+        compression and flow control apply there when the transport shares the HTTP
+        port."""
         if self.port is not None:
             return {}
+        from framework.transports.websocket._flow import FlowControlledProtocol
+
         return {
+            "ws": FlowControlledProtocol,  # stops reading a client that does not read
             "ws_max_size": self.max_message_size,
             "ws_ping_interval": self.ping_interval,
             "ws_ping_timeout": self.ping_timeout,

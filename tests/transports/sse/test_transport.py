@@ -199,6 +199,26 @@ async def test_bad_subscriptions_are_refused(client: httpx.AsyncClient) -> None:
     assert full.status_code == 503
 
 
+async def test_streams_per_client_address_and_pattern_length_are_bounded(
+    client: httpx.AsyncClient,
+) -> None:
+    app, transport = make_app(max_subscribers_per_client=2)
+    async with serving(app) as url:
+        long = await client.get(f"{url}/events?subscribe={'a' * 257}")
+        assert long.status_code == 400
+        assert long.json()["message"] == "A subscribed pattern has at most 256 characters"
+        async with (
+            subscribe(client, f"{url}/events?subscribe={'a' * 256}"),
+            subscribe(client, f"{url}/events?subscribe=b"),
+        ):
+            third = await client.get(f"{url}/events?subscribe=c")
+            assert third.status_code == 429
+            assert third.json()["message"] == "Too many event streams from this address"
+        await wait_until(lambda: transport.subscriber_count == 0)
+        async with subscribe(client, f"{url}/events?subscribe=c"):  # places are free again
+            await wait_until(lambda: transport.subscriber_count == 1)
+
+
 async def test_a_slow_client_is_dropped_and_the_others_get_everything(
     client: httpx.AsyncClient,
 ) -> None:
