@@ -7,11 +7,16 @@ keeps of its own rooms and subscriptions, so ``socket.rooms`` is read without a 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from typing import Generic, Protocol, TypeVar
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any, Generic, Protocol, TypeVar
 
+from framework.exceptions import ConfigurationError
 from framework.messaging._cache import NameCache
-from framework.messaging._patterns import matches
+from framework.messaging._patterns import matches, validate_subscription
+
+logger = logging.getLogger("framework.transports")
 
 
 class Member(Protocol):
@@ -96,3 +101,37 @@ class Members(Generic[M]):
         if room is None:
             return tuple(self.sockets.values())
         return tuple(self.rooms.get(room, ()))
+
+
+_FORBIDDEN = {"status": "error", "message": "Forbidden resource"}
+
+
+async def subscription_refusal(
+    sock: Any,
+    patterns: list[str],
+    *,
+    limit: int,
+    can_subscribe: Callable[[Any, str], bool | Awaitable[bool]] | None,
+) -> dict[str, Any] | None:
+    """Why ``sock`` may not subscribe to ``patterns`` (the error payload), or ``None``:
+    a pattern that is not valid, more than ``limit`` subscriptions, or ``can_subscribe``
+    saying no (or raising)."""
+    for p in patterns:
+        try:
+            validate_subscription(p)
+        except ConfigurationError as exc:
+            return {"status": "error", "message": str(exc)}
+    if len(sock.subscriptions_ | set(patterns)) > limit:
+        return {"status": "error", "message": f"At most {limit} subscriptions per connection"}
+    if can_subscribe is not None:
+        for p in patterns:
+            try:
+                allowed = can_subscribe(sock, p)
+                if inspect.isawaitable(allowed):
+                    allowed = await allowed
+            except Exception as exc:
+                logger.warning("can_subscribe raised %s; refused", type(exc).__name__)
+                allowed = False
+            if not allowed:
+                return dict(_FORBIDDEN)
+    return None

@@ -49,6 +49,7 @@ from framework.messaging.dispatch import (
     Reply,
     Stream,
 )
+from framework.transports._limits import PerClient
 from framework.transports.base import Transport
 
 
@@ -242,7 +243,7 @@ class SseTransport(Transport):
         self.retry_ms = retry_ms
         self.max_subscribers = max_subscribers
         self.max_subscribers_per_client = max_subscribers_per_client
-        self._per_client: dict[str, int] = {}
+        self._per_client = PerClient(max_subscribers_per_client)
         self.max_patterns = max_patterns
         self.max_body = max_body
         self.shutdown_timeout = shutdown_timeout
@@ -386,9 +387,7 @@ class SseTransport(Transport):
                 return _error(400, str(exc))
         if len(self._subs.streams) >= self.max_subscribers:
             return _error(503, "Too many event streams; try again later")
-        per = self.max_subscribers_per_client
-        host = request.client.host if request.client else None
-        if per is not None and host is not None and self._per_client.get(host, 0) >= per:
+        if self._per_client.full(request.client.host if request.client else None):
             return _error(429, "Too many event streams from this address")
         last_id = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
         return _Subscription(self, tuple(dict.fromkeys(patterns)), last_id or None)
@@ -502,16 +501,17 @@ class _Subscription(Response):
         transport = self.transport
         stream = EventStream(max_buffer=transport.max_buffer, name=name)
         counts = transport._per_client
-        host = client[0] if client else ""
-        counts[host] = counts.get(host, 0) + 1
+        host = client[0] if client else None
+        # Checked when the request was accepted; counted while open (a stream that raced
+        # past the limit in between is served, not counted).
+        counted = counts.enter(host)
         transport._open(stream, self.patterns, self.last_id)
         try:
             await stream.serve(receive, send)
         finally:
             transport._close(stream)
-            left = counts.pop(host) - 1
-            if left:
-                counts[host] = left
+            if counted:
+                counts.leave(host)
 
 
 def _error(status: int, message: str) -> Response:

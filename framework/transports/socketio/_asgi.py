@@ -94,6 +94,11 @@ class EngineEndpoint:
             if method != "GET":
                 await _respond(send, 400, _error_body(BAD_METHOD), headers, self.gate)
                 return
+            refused = self.engine.refusal(scope.get("client"))
+            if refused is not None:
+                logger.info("Socket.IO refused a session: %s", refused)
+                await _respond(send, 503, _error_body((3, refused)), headers, self.gate)
+                return
             session = self._open(POLLING, headers, query, scope)
             body = EIO_OPEN + pydantic_core.to_json(self.engine.open_payload(session)).decode()
             await _respond(send, 200, body.encode(), headers, self.gate)
@@ -197,6 +202,11 @@ class EngineEndpoint:
             upgrade = self.engine.sessions.get(sid)
             if upgrade is None or upgrade.transport != POLLING or upgrade.upgrading:
                 problem = UNKNOWN_SID
+        elif problem is None:
+            refused = self.engine.refusal(scope.get("client"))
+            if refused is not None:
+                logger.info("Socket.IO refused a session: %s", refused)
+                problem = (3, refused)
         if problem is not None:
             # Closing before accepting makes the server answer the handshake with 403.
             await send({"type": "websocket.close", "code": 1008})

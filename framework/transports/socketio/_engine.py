@@ -27,6 +27,7 @@ from typing import Any
 from starlette.types import Send
 
 from framework.http._abort import abort_connection
+from framework.transports._limits import PerClient, RateBucket
 from framework.transports.socketio._packets import (
     EIO_CLOSE,
     EIO_MESSAGE,
@@ -75,6 +76,7 @@ class EngineSession:
     """
 
     __slots__ = (
+        "_bucket",
         "_closing",
         "_engine",
         "_outbox",
@@ -124,6 +126,8 @@ class EngineSession:
         self.ws_task: asyncio.Task[Any] | None = None
         """The task reading the WebSocket, once there is one (cancelled to drop it)."""
         self._closing: asyncio.Task[None] | None = None
+        rate = engine.max_packet_rate
+        self._bucket = RateBucket(rate) if rate is not None else None
         self._ping: asyncio.TimerHandle | None = None
         self._pong_due: asyncio.TimerHandle | None = None
         self.on_message: Callable[[EngineSession, str], Awaitable[None]] = _ignore
@@ -243,6 +247,8 @@ class EngineSession:
 
     async def receive(self, packet: str) -> None:
         """Handle one inbound Engine.IO text packet; ``PacketError`` when it is not one."""
+        if self._bucket is not None and not self._within_rate():
+            return
         kind = packet[:1]
         if kind == EIO_MESSAGE:
             await self.on_message(self, packet[1:])
@@ -257,7 +263,21 @@ class EngineSession:
 
     async def receive_binary(self, data: bytes) -> None:
         """Handle one inbound binary packet (an attachment of a binary Socket.IO packet)."""
+        if self._bucket is not None and not self._within_rate():
+            return
         await self.on_binary(self, data)
+
+    def _within_rate(self) -> bool:
+        """Spend a token; a session over its packet rate is closed (``False``)."""
+        bucket = self._bucket
+        assert bucket is not None
+        if bucket.take():
+            return True
+        if self.state is _OPEN:
+            logger.info("Closing Socket.IO session %s: over %g packets/s", self.sid, bucket.rate)
+            self._engine.on_drop(self, "rate limit exceeded")
+            self.close("rate limit exceeded")
+        return False
 
     # -- heartbeats ------------------------------------------------------------------
 
@@ -301,7 +321,7 @@ class EngineSession:
             if handle is not None:
                 handle.cancel()
         self._ping = self._pong_due = None
-        self._engine.sessions.pop(self.sid, None)
+        self._engine.forget(self)
         self._closing = asyncio.get_running_loop().create_task(self._finish(abort))
 
     async def _finish(self, abort: bool) -> None:
@@ -359,6 +379,9 @@ class Engine:
         max_payload: largest inbound packet or polling body, in bytes.
         send_queue: packets a session may have waiting before it is dropped.
         close_timeout: seconds a close may take before the connection is dropped.
+        max_connections: open sessions (``None``: no limit).
+        max_connections_per_client: open sessions from one client address.
+        max_packet_rate: inbound packets per second one session may send.
     """
 
     def __init__(
@@ -369,7 +392,13 @@ class Engine:
         max_payload: int,
         send_queue: int,
         close_timeout: float,
+        max_connections: int | None = None,
+        max_connections_per_client: int | None = None,
+        max_packet_rate: float | None = None,
     ) -> None:
+        self.max_connections = max_connections
+        self.per_client = PerClient(max_connections_per_client)
+        self.max_packet_rate = max_packet_rate
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_payload = max_payload
@@ -389,6 +418,14 @@ class Engine:
             "maxPayload": self.max_payload,
         }
 
+    def refusal(self, client: tuple[str, int] | None) -> str | None:
+        """Why a new session from ``client`` is refused (over a limit), or ``None``."""
+        if self.max_connections is not None and len(self.sessions) >= self.max_connections:
+            return "Too many connections"
+        if self.per_client.full(client[0] if client else None):
+            return "Too many connections from this address"
+        return None
+
     def new_session(
         self,
         transport: str,
@@ -396,6 +433,12 @@ class Engine:
         query: Mapping[str, str],
         client: tuple[str, int] | None,
     ) -> EngineSession:
+        """A session (``refusal`` said yes), counted until it closes."""
         session = EngineSession(self, transport, headers, query, client)
         self.sessions[session.sid] = session
+        self.per_client.enter(client[0] if client else None)
         return session
+
+    def forget(self, session: EngineSession) -> None:
+        if self.sessions.pop(session.sid, None) is not None:
+            self.per_client.leave(session.client[0] if session.client else None)

@@ -20,8 +20,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from framework.exceptions import ConfigurationError
-from framework.messaging._patterns import validate_pattern
 from framework.messaging.codecs import encode
 from framework.messaging.context import ExecutionContext
 from framework.messaging.dispatch import (
@@ -38,12 +36,13 @@ from framework.messaging.dispatch import (
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler
 from framework.messaging.streams import close, drive
-from framework.transports._members import Members
+from framework.transports._members import Members, subscription_refusal
 from framework.transports.base import NO_EVENTS, TransportEvents
 from framework.transports.socketio import _packets as packets
 from framework.transports.socketio._engine import EngineSession
 from framework.transports.socketio._recovery import Recovery
 from framework.transports.socketio.socket import SioContext, SioSocket, SioState
+from framework.transports.websocket._endpoint import call_hooks
 from framework.transports.websocket._handshake import Guard, Handshake, admit
 
 logger = logging.getLogger("framework.socketio")
@@ -61,7 +60,6 @@ SubscriptionGuard = Callable[[SioSocket, str], "bool | Awaitable[bool]"]
 
 _EXCEPTION_NAME = packets.name_json(EXCEPTION_EVENT)
 _STREAM_NAME = packets.name_json(STREAM_EVENT)
-_FORBIDDEN = {"status": "error", "message": "Forbidden resource"}
 _SHUTTING_DOWN = {"status": "error", "message": "Server is shutting down"}
 _TOO_MANY = {"status": "error", "message": "Too many open streams on this connection"}
 _BAD_STREAM = {
@@ -310,7 +308,7 @@ class Namespace:
                 session.push(frame)
         server.events.connected(server.owner, sock.id)
         try:
-            await _call_hooks(self.gateways, "on_connection", sock)
+            await call_hooks(self.gateways, "on_connection", sock)
         except Exception:
             logger.exception("on_connection failed for %s; disconnecting it", sock.id)
             session.push(packets.disconnect(self.prefix))
@@ -366,7 +364,7 @@ class Namespace:
         server = self.server
         server.events.disconnected(server.owner, sock.id)
         try:
-            await _call_hooks(self.gateways, "on_disconnect", sock)
+            await call_hooks(self.gateways, "on_disconnect", sock)
         except Exception:
             logger.exception("on_disconnect failed for %s", sock.id)
 
@@ -505,7 +503,10 @@ class Namespace:
             for p in patterns:
                 members.unsubscribe(sock, p)
         else:
-            problem = await self._check_subscriptions(sock, patterns)
+            server = self.server
+            problem = await subscription_refusal(
+                sock, patterns, limit=server.max_subscriptions, can_subscribe=server.can_subscribe
+            )
             if problem is not None:
                 return self._error(sock, problem, ack_id)
             if sock.state is not _CONNECTED:
@@ -543,29 +544,6 @@ class Namespace:
             assert isinstance(outcome, Failure)
             await respond.error(outcome.payload)
         return None if ack_id is None else packets.ack(self.prefix, ack_id, "null")
-
-    async def _check_subscriptions(
-        self, sock: SioSocket, patterns: list[str]
-    ) -> dict[str, Any] | None:
-        server = self.server
-        for p in patterns:
-            try:
-                validate_pattern(p)
-            except ConfigurationError as exc:
-                return {"status": "error", "message": str(exc)}
-        if len(sock.subscriptions_ | set(patterns)) > server.max_subscriptions:
-            message = f"At most {server.max_subscriptions} subscriptions per connection"
-            return {"status": "error", "message": message}
-        if server.can_subscribe is not None:
-            for p in patterns:
-                try:
-                    allowed = await _maybe_await(server.can_subscribe(sock, p))
-                except Exception as exc:
-                    logger.warning("can_subscribe raised %s; refused", type(exc).__name__)
-                    allowed = False
-                if not allowed:
-                    return dict(_FORBIDDEN)
-        return None
 
     # -- pushing ---------------------------------------------------------------------
 
@@ -665,13 +643,6 @@ class _EachAsEvent:
 
     async def error(self, payload: dict[str, Any]) -> None:
         self._ns._error(self._sock, payload, None)
-
-
-async def _call_hooks(instances: Sequence[Any], name: str, arg: Any) -> None:
-    for instance in instances:
-        hook = getattr(instance, name, None)
-        if hook is not None:
-            await _maybe_await(hook(arg))
 
 
 def handler_filter(classes: frozenset[type], is_default: bool) -> Callable[[MessageHandler], bool]:

@@ -82,6 +82,14 @@ class SocketIoTransport(Transport):
             the client is too slow and is dropped.
         max_streams: streamed replies running at once per socket (default 32).
         max_subscriptions: patterns one socket may subscribe to (default 100).
+        max_connections: open connections (Engine.IO sessions) on this transport
+            (default 10,000); a new one over it gets HTTP 503 ``{"code": 3, "message":
+            "Too many connections"}`` (a WebSocket handshake: 403). ``None``: no limit.
+        max_connections_per_client: open connections from one client IP address
+            (default ``None``: behind a reverse proxy every client shares its address).
+        max_packet_rate: inbound packets per second one connection may send, in bursts
+            of up to one second's worth (default ``None``: no limit); a connection that
+            sends faster is closed.
         max_concurrency: events handled at once per connection (default 1: in order,
             in the connection's own task); more runs each event in a task, so a slow
             handler does not hold up the connection's other events.
@@ -115,6 +123,9 @@ class SocketIoTransport(Transport):
         max_streams: int = 32,
         max_subscriptions: int = 100,
         max_concurrency: int = 1,
+        max_connections: int | None = 10_000,
+        max_connections_per_client: int | None = None,
+        max_packet_rate: float | None = None,
         allowed_origins: Sequence[str] | None = None,
         guards: Sequence[Guard] = (),
         can_subscribe: SubscriptionGuard | None = None,
@@ -133,6 +144,9 @@ class SocketIoTransport(Transport):
             ("max_streams", max_streams),
             ("max_subscriptions", max_subscriptions),
             ("max_concurrency", max_concurrency),
+            ("max_connections", max_connections or 1),
+            ("max_connections_per_client", max_connections_per_client or 1),
+            ("max_packet_rate", max_packet_rate or 1),
         ):
             if value < 1:
                 raise ConfigurationError(f"SocketIoTransport {label} must be at least 1")
@@ -146,6 +160,9 @@ class SocketIoTransport(Transport):
             max_payload=max_payload,
             send_queue=send_queue,
             close_timeout=close_timeout,
+            max_connections=max_connections,
+            max_connections_per_client=max_connections_per_client,
+            max_packet_rate=max_packet_rate,
         )
         self.gate = Gate(frozenset(allowed_origins) if allowed_origins is not None else None)
         self.server = Server(

@@ -18,12 +18,9 @@ import asyncio
 import enum
 import inspect
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from framework.exceptions import ConfigurationError
-from framework.messaging._patterns import validate_subscription
 from framework.messaging.codecs import encode
 from framework.messaging.dispatch import (
     NOT_FOUND,
@@ -35,6 +32,8 @@ from framework.messaging.dispatch import (
     Stream,
 )
 from framework.messaging.streams import close, drive
+from framework.transports._limits import PerClient, RateBucket
+from framework.transports._members import subscription_refusal
 from framework.transports.base import NO_EVENTS, TransportEvents
 from framework.transports.websocket._endpoint import Endpoint, call_hooks
 from framework.transports.websocket._frames import (
@@ -70,7 +69,6 @@ Unwrap = Callable[[Any], "str | bytes | None"]
 """The frame in a received message; ``None`` when the message says the client left."""
 
 _SHUTTING_DOWN = {"status": "error", "message": "Server is shutting down"}
-_FORBIDDEN = {"status": "error", "message": "Forbidden resource"}
 _TOO_MANY = {"status": "error", "message": "Too many open streams on this connection"}
 _BAD_CANCEL = {
     "status": "error",
@@ -116,8 +114,8 @@ class Connections:
         self.max_connections = max_connections
         self.max_connections_per_client = max_connections_per_client
         self.max_frame_rate = max_frame_rate
-        self.per_client: dict[str, int] = {}
-        """Open sessions by client address (kept only with ``max_connections_per_client``)."""
+        self.per_client = PerClient(max_connections_per_client)
+        """Open sessions by client address."""
         self.max_message_size = max_message_size
         self.max_streams = max_streams
         self.max_subscriptions = max_subscriptions
@@ -166,24 +164,13 @@ class Connections:
         (it is then not counted)."""
         if self.max_connections is not None and len(self.hub.sockets) > self.max_connections:
             return "too many connections"
-        per = self.max_connections_per_client
-        if per is not None and sock.client is not None:
-            host = sock.client[0]
-            count = self.per_client.get(host, 0)
-            if count >= per:
-                return "too many connections from this address"
-            self.per_client[host] = count + 1
+        if not self.per_client.enter(sock.client[0] if sock.client else None):
+            return "too many connections from this address"
         return None
 
     def leave(self, sock: WsSocket) -> None:
         """Uncount a socket that ``enter`` counted."""
-        if self.max_connections_per_client is not None and sock.client is not None:
-            host = sock.client[0]
-            count = self.per_client.get(host, 0) - 1
-            if count > 0:
-                self.per_client[host] = count
-            else:
-                self.per_client.pop(host, None)
+        self.per_client.leave(sock.client[0] if sock.client else None)
 
     def too_big(self, raw: str | bytes) -> bool:
         limit = self.max_message_size
@@ -286,7 +273,7 @@ class Session:
         on_frame = self.on_frame
         limit = conns.max_message_size
         gate = asyncio.Semaphore(conns.max_concurrency) if conns.max_concurrency > 1 else None
-        bucket = None if conns.max_frame_rate is None else _Bucket(conns.max_frame_rate)
+        bucket = None if conns.max_frame_rate is None else RateBucket(conns.max_frame_rate)
         turn = 0
         while True:
             raw = await receive() if unwrap is None else unwrap(await receive())
@@ -460,7 +447,12 @@ class Session:
                 hub.unsubscribe(sock, p)
         else:
             assert event == SUBSCRIBE_EVENT
-            problem = await self._check_subscriptions(patterns)
+            problem = await subscription_refusal(
+                sock,
+                patterns,
+                limit=self._conns.max_subscriptions,
+                can_subscribe=self._conns.can_subscribe,
+            )
             if problem is not None:
                 return enc.exception(problem, fid)
             if sock.state is not _OPEN:
@@ -468,28 +460,6 @@ class Session:
             for p in patterns:
                 hub.subscribe(sock, p)
         return enc.reply(event, encode(sorted(sock.subscriptions_)), fid)
-
-    async def _check_subscriptions(self, patterns: list[str]) -> dict[str, Any] | None:
-        conns = self._conns
-        sock = self.socket
-        for p in patterns:
-            try:
-                validate_subscription(p)
-            except ConfigurationError as exc:
-                return {"status": "error", "message": str(exc)}
-        if len(sock.subscriptions_ | set(patterns)) > conns.max_subscriptions:
-            message = f"At most {conns.max_subscriptions} subscriptions per connection"
-            return {"status": "error", "message": message}
-        if conns.can_subscribe is not None:
-            for p in patterns:
-                try:
-                    allowed = await _maybe_await(conns.can_subscribe(sock, p))
-                except Exception as exc:
-                    logger.warning("can_subscribe raised %s; refused", type(exc).__name__)
-                    allowed = False
-                if not allowed:
-                    return dict(_FORBIDDEN)
-        return None
 
     # -- authentication ----------------------------------------------------------------
 
@@ -522,26 +492,6 @@ class Session:
             sock.begin_close(CLOSE_POLICY, "unauthorized", flush=False)
             return False
         await sock.send_now(self._enc.reply("auth", b"true", fid))
-        return True
-
-
-class _Bucket:
-    """A token bucket: ``rate`` frames a second, bursts of up to one second's worth."""
-
-    __slots__ = ("last", "rate", "tokens")
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = max(rate, 1.0)
-        self.last = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
         return True
 
 

@@ -8,12 +8,13 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 import socketio
 import websockets
 
 from framework import module
 from framework.transports.socketio import subscribe_message, websocket_gateway
-from tests.transports.socketio.app import TIMEOUT, served
+from tests.transports.socketio.app import TIMEOUT, Seen, served
 from tests.transports.socketio.test_protocol import client
 
 
@@ -129,3 +130,35 @@ async def test_shutdown_disconnects_clients() -> None:
     async with asyncio.timeout(TIMEOUT):
         await gone.wait()
     await sio.disconnect()
+
+
+async def test_connections_over_the_per_address_limit_are_refused() -> None:
+    async with (
+        served(max_connections_per_client=2) as (app, _t, url),
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        first, _ = await raw_ws(url)
+        second = await http.get("/socket.io/?EIO=4&transport=polling")
+        assert second.status_code == 200
+        third = await http.get("/socket.io/?EIO=4&transport=polling")
+        assert third.status_code == 503
+        assert third.json() == {"code": 3, "message": "Too many connections from this address"}
+        with pytest.raises(websockets.InvalidStatus):
+            await raw_ws(url)
+        await first.close()
+        await app.get(Seen).wait_for("disconnected")  # its session is gone
+        again, _ = await raw_ws(url)  # a slot is free again
+        await again.close()
+
+
+async def test_a_connection_over_its_packet_rate_is_closed_and_others_keep_going() -> None:
+    async with served(max_packet_rate=20) as (_, _t, url), client(url, ["websocket"]) as (good, _):
+        flood, _ = await raw_ws(url)
+        async with asyncio.timeout(TIMEOUT):
+            with pytest.raises(websockets.ConnectionClosed):
+                for i in range(1000):
+                    await flood.send(f'42["echo",{{"text":"{i}"}}]')
+                    await asyncio.sleep(0)  # let the server read
+                while True:
+                    await flood.recv()
+        assert await good.call("echo", {"text": "fine"}, timeout=TIMEOUT) == {"text": "fine"}
