@@ -255,6 +255,7 @@ class EngineEndpoint:
         finally:
             if session.ws_task is task or upgrade is None:
                 session.close("transport close")
+                await session.closed()
 
     async def _probe(
         self, session: EngineSession, data: Any, send: Send, task: asyncio.Task[Any] | None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import enum
 import logging
 import os
@@ -323,6 +324,14 @@ class EngineSession:
         self._ping = self._pong_due = None
         self._engine.forget(self)
         self._closing = asyncio.get_running_loop().create_task(self._finish(abort))
+
+    async def closed(self) -> None:
+        """Wait until ``close`` has finished (the WebSocket's close frame is sent): the
+        endpoint must not return before, or the server drops the connection without it."""
+        closing = self._closing
+        if closing is not None and closing is not asyncio.current_task():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(closing)
 
     async def _finish(self, abort: bool) -> None:
         try:
