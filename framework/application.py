@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
 
+import injector
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Send
@@ -229,6 +230,13 @@ class Application:
         if self._container is None:
             raise ConfigurationError("The app has not started yet: use `async with app:`")
         return self._container
+
+    @property
+    def injector(self) -> injector.Injector:
+        """An ``injector.Injector`` over the app's graph: ``app.injector.get(T)`` returns
+        the singleton the app uses, and builds ``@inject`` classes from the app's
+        providers."""
+        return self.container.injector
 
     # -- lifecycle -------------------------------------------------------------------
 
