@@ -1,9 +1,10 @@
 """The app object: ``framework run example_app.main:app`` or ``python -m example_app``.
 
 Transports: in-memory (always), WebSocket on ``/ws``, Socket.IO on ``/socket.io/`` and
-SSE on ``/events`` (same port as HTTP). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers
-are also served from Kafka topics, events are emitted to Kafka, and ``app.publish``
-reaches browsers connected to any instance (each instance reads the broadcast topic).
+SSE on ``/events`` (same port as HTTP). Settings come from the environment
+(``example_app/settings.py``). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers are also
+served from Kafka topics, events are emitted to Kafka, and ``app.publish`` reaches
+browsers connected to any instance (each instance reads the broadcast topic).
 
 Operations: ``GET /health/live`` and ``/health/ready``, trace context on every message,
 and Prometheus metrics at ``/metrics`` when prometheus-client is installed.
@@ -12,10 +13,11 @@ and Prometheus metrics at ``/metrics`` when prometheus-client is installed.
 from __future__ import annotations
 
 import importlib.util
-import os
 
 from example_app.app_module import AppModule
+from example_app.settings import Settings
 from framework import Application, create_app
+from framework.config import load_settings
 from framework.observability import Observability
 from framework.transports.base import Transport
 from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport
@@ -30,7 +32,12 @@ def observability() -> Observability:
     return Observability(health_path="/health", metrics_path="/metrics" if metrics else None)
 
 
-def build_app(kafka_bootstrap: str | None = None) -> Application:
+def build_app(
+    kafka_bootstrap: str | None = None, *, settings: Settings | None = None
+) -> Application:
+    # The transports are built before the graph, so they read the settings here; the
+    # providers get them injected (AppModule imports ConfigModule.for_root(Settings)).
+    settings = settings or load_settings(Settings)
     transports: list[Transport] = [
         WebSocketTransport(path="/ws"),
         SocketIoTransport(),
@@ -41,7 +48,7 @@ def build_app(kafka_bootstrap: str | None = None) -> Application:
     transports.append(
         KafkaTransport(
             bootstrap_servers=kafka_bootstrap,
-            group_id=os.environ.get("KAFKA_GROUP_ID", "example-orders"),
+            group_id=settings.kafka_group_id,
             auto_offset_reset="earliest",
         )
     )
@@ -54,4 +61,5 @@ def build_app(kafka_bootstrap: str | None = None) -> Application:
     )
 
 
-app = build_app(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+settings = load_settings(Settings)
+app = build_app(settings.kafka_bootstrap_servers, settings=settings)
