@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from framework.di.container import Container
+from framework.di.container import Container, EnhancerOverrides
 from framework.di.lifecycle import call_hook
 from framework.di.metadata import Provider, Scope, value_provider
 from framework.exceptions import ConfigurationError
@@ -146,6 +146,7 @@ class Application:
         self.default_client = default_client or self.memory.create_client()
         self._extra_providers = list(providers)
         self._overrides = list(overrides)
+        self._enhancer_overrides: list[tuple[str, Any, Any]] = []  # set by testing modules
         self._enhancers: GlobalEnhancers = {}
         self._middlewares: list[HandlerMiddleware] = []
         self._observers: list[TransportEvents] = []
@@ -251,12 +252,17 @@ class Application:
             *self._extra_providers,
         ]
         container = Container(
-            self.root_module, extra_global_providers=core, overrides=self._overrides
+            self.root_module,
+            extra_global_providers=core,
+            overrides=self._overrides,
+            enhancer_overrides=EnhancerOverrides(self._enhancer_overrides),
         )
         await container.instantiate()
         router = await build_router(container, self._enhancers, [*middlewares, *self._middlewares])
         container.find(Router).instance = router
-        return container, router, await build_http_routes(container, self._enhancers)
+        http_routes = await build_http_routes(container, self._enhancers)
+        container.enhancer_overrides.check_all_used()
+        return container, router, http_routes
 
     async def describe(self) -> AppDescription:
         """What the app serves: HTTP routes, transport endpoints and message handlers.

@@ -153,6 +153,34 @@ def _record(module: ModuleNode, entry: Any) -> ProviderRecord:
     return ProviderRecord(p.token, module, p, deps, scope, scope)
 
 
+class EnhancerOverrides:
+    """Guards, interceptors, filters and pipes replaced by a testing module, wherever
+    they are used (global, controller or handler); keyed by identity, since an
+    enhancer instance need not be hashable."""
+
+    def __init__(self, pairs: Sequence[tuple[str, Any, Any]] = ()) -> None:
+        self._by_id = {(kind, id(old)): (old, new) for kind, old, new in pairs}
+        self._used: set[tuple[str, int]] = set()
+
+    def replace(self, kind: str, enhancer: Any) -> Any:
+        found = self._by_id.get((kind, id(enhancer)))
+        if found is None:
+            return enhancer
+        self._used.add((kind, id(enhancer)))
+        return found[1]
+
+    def check_all_used(self) -> None:
+        """An override that replaced nothing is a test that checks nothing: refuse it."""
+        for key, (old, _) in self._by_id.items():
+            if key not in self._used:
+                kind = key[0].rstrip("s")
+                name = getattr(old, "__name__", None) or type(old).__name__
+                raise ConfigurationError(
+                    f"override_{kind}({name}) replaced nothing: no handler or route uses "
+                    f"that {kind} (check it is the same class or instance the app lists)"
+                )
+
+
 class Container:
     """The scanned module graph with every provider resolved or resolvable."""
 
@@ -162,8 +190,10 @@ class Container:
         *,
         extra_global_providers: list[Any] | None = None,
         overrides: Sequence[Provider] = (),
+        enhancer_overrides: EnhancerOverrides | None = None,
     ) -> None:
         self._overrides = {p.token: p for p in overrides}
+        self.enhancer_overrides = enhancer_overrides or EnhancerOverrides()
         self.modules: list[ModuleNode] = []
         self._by_key: dict[Any, ModuleNode] = {}
         self._created: list[ProviderRecord] = []

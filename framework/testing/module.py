@@ -7,6 +7,9 @@ Example::
     ).compile() as t:
         await t.client.send("orders.get", 1)          # through the real pipeline
         response = await t.http.get("/orders")         # through the real HTTP stack
+
+Guards, interceptors, filters and pipes are replaced the same way
+(``override_guard(AuthGuard, use_value=AllowAll())``), wherever the app applies them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from framework.application import Application, create_app
 from framework.di.metadata import Provider, Token
+from framework.exceptions import ConfigurationError
 from framework.transports.base import ClientProxy, Transport
 
 if TYPE_CHECKING:
@@ -34,7 +38,7 @@ class TestingModuleBuilder:
         self._root = root_module
         self._overrides: list[Provider] = []
         self._transports: list[Transport] = []
-        self._guards: list[Any] = []
+        self._enhancers: list[tuple[str, Any, Any]] = []
 
     def override_provider(
         self,
@@ -53,6 +57,48 @@ class TestingModuleBuilder:
         self._overrides.append(provider)
         return self
 
+    def override_guard(
+        self, guard: Any, *, use_value: Any = _UNSET, use_class: type | None = None
+    ) -> TestingModuleBuilder:
+        """Replace ``guard`` (a class or an instance, as the app lists it in
+        ``use_guards`` or ``use_global_guards``) everywhere it is used.
+
+        ``use_value`` is an instance used as is; ``use_class`` is built with the module's
+        providers, as the original would be. Starting the app fails with a
+        ``ConfigurationError`` if no handler or route uses ``guard``.
+        """
+        return self._override("guards", guard, use_value, use_class)
+
+    def override_interceptor(
+        self, interceptor: Any, *, use_value: Any = _UNSET, use_class: type | None = None
+    ) -> TestingModuleBuilder:
+        """Replace ``interceptor`` everywhere it is used (see ``override_guard``)."""
+        return self._override("interceptors", interceptor, use_value, use_class)
+
+    def override_filter(
+        self, filter_: Any, *, use_value: Any = _UNSET, use_class: type | None = None
+    ) -> TestingModuleBuilder:
+        """Replace the exception filter ``filter_`` everywhere it is used (see
+        ``override_guard``)."""
+        return self._override("filters", filter_, use_value, use_class)
+
+    def override_pipe(
+        self, pipe: Any, *, use_value: Any = _UNSET, use_class: type | None = None
+    ) -> TestingModuleBuilder:
+        """Replace ``pipe`` everywhere it is used (see ``override_guard``)."""
+        return self._override("pipes", pipe, use_value, use_class)
+
+    def _override(
+        self, kind: str, original: Any, use_value: Any, use_class: type | None
+    ) -> TestingModuleBuilder:
+        if (use_value is _UNSET) == (use_class is None):
+            raise ConfigurationError(
+                f"override_{kind.rstrip('s')}({original!r}) needs exactly one of "
+                "use_value= or use_class="
+            )
+        self._enhancers.append((kind, original, use_class or use_value))
+        return self
+
     def with_transports(self, *transports: Transport) -> TestingModuleBuilder:
         """Also serve on these transports (the memory transport is always there)."""
         self._transports.extend(transports)
@@ -61,6 +107,7 @@ class TestingModuleBuilder:
     def compile(self) -> TestingApp:
         app = create_app(self._root, transports=self._transports)
         app._overrides.extend(self._overrides)
+        app._enhancer_overrides.extend(self._enhancers)
         return TestingApp(app)
 
 
