@@ -14,16 +14,19 @@ Guards, interceptors, filters and pipes are replaced the same way
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from framework.application import Application, create_app
 from framework.di.metadata import Provider, Token
 from framework.exceptions import ConfigurationError
+from framework.testing._live import EventStream, LiveServer, sse_params
 from framework.transports.base import ClientProxy, Transport
 
 if TYPE_CHECKING:
     import httpx
+
+    from framework.transports.websocket import WebSocketClient
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -125,6 +128,63 @@ class TestingApp:
         self.app = app
         self.client: ClientProxy = app.client
         self._http: httpx.AsyncClient | None = None
+        self._server: LiveServer | None = None
+        self._clients: list[ClientProxy] = []
+
+    async def listen(self) -> str:
+        """Start the app (if needed) and serve it with uvicorn on a free 127.0.0.1 port,
+        as ``app.run()`` would; returns the base URL (``http://127.0.0.1:<port>``).
+
+        ``websocket()`` and ``sse()`` connect there; ``stop()`` closes the server (the
+        transports drain first), then stops the app.
+        """
+        if self._server is None:
+            await self.app.start()
+            server = LiveServer(self.app)
+            await server.start()
+            self._server = server
+        return self._server.url
+
+    @property
+    def url(self) -> str:
+        """The base URL of the server ``listen()`` started."""
+        if self._server is None:
+            raise ConfigurationError("Call `await t.listen()` first: no server is running")
+        return self._server.url
+
+    def websocket(self, path: str = "/ws", **options: Any) -> WebSocketClient:
+        """A ``WebSocketClient`` for the server's ``path`` (``async with`` it, or call
+        ``connect()``); ``options`` go to ``WebSocketClient`` (``headers``, ``auth``,
+        ``default_timeout``...). Closed by ``stop()`` if still open."""
+        from framework.transports.websocket import WebSocketClient
+
+        ws_url = "ws" + self.url.removeprefix("http") + "/" + path.lstrip("/")
+        client = WebSocketClient(ws_url, **options)
+        self._clients.append(client)
+        return client
+
+    def sse(
+        self,
+        path: str = "/events",
+        *,
+        subscribe: str | Sequence[str] | None = None,
+        last_event_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> EventStream:
+        """An ``EventStream`` on the server's ``path``: an ``SseTransport``
+        (``subscribe=["orders.*"]``, ``last_event_id`` to resume) or an ``@sse`` route.
+
+        ``async with t.sse(...) as events: event = await events.next()``; a response
+        other than 200 raises ``httpx.HTTPStatusError`` on entering. Needs ``httpx``
+        (the ``testing`` extra).
+        """
+        return EventStream(
+            self.url + "/" + path.lstrip("/"),
+            params=sse_params(subscribe, last_event_id),
+            headers=headers,
+            timeout=timeout,
+        )
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -158,6 +218,12 @@ class TestingApp:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        for client in self._clients:
+            await client.close()
+        self._clients.clear()
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.stop()
         await self.app.stop()
 
     async def __aenter__(self) -> TestingApp:
