@@ -452,11 +452,14 @@ class Container:
         return await self.resolve(rec, None)
 
     def find(self, token: Any) -> ProviderRecord:
-        """The provider for ``token``: the root module's view first, then any module."""
+        """The provider for ``token``: the root module's view first, then any module's
+        providers and controllers (as NestJS's ``moduleRef.get``)."""
         rec = self.root.visible.get(token)
         if rec is None:
             for node in self.modules:
-                rec = node.providers.get(token)
+                rec = node.providers.get(token) or next(
+                    (c for c in node.controllers if c.token is token), None
+                )
                 if rec is not None:
                     break
         if rec is None:
