@@ -184,3 +184,12 @@ def test_framework_run_prints_the_bad_variable_not_a_traceback(tmp_path: Path) -
         "  PORT_OFFSET: Input should be a valid integer, unable to parse string as an "
         "integer, got 'many'",
     ]
+
+
+def test_a_complex_value_that_is_not_json_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Listy(BaseSettings):
+        hosts: list[str] = []
+
+    monkeypatch.setenv("HOSTS", "a,b")
+    with pytest.raises(ConfigurationError, match=r'^Listy: error parsing value for field "hosts"'):
+        load_settings(Listy)

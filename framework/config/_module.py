@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretBytes, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsError
+from pydantic_settings import BaseSettings
 
 from framework.di.metadata import DynamicModule, Provider, module
 from framework.exceptions import ConfigurationError
@@ -52,7 +52,9 @@ def load_settings(
             f"{settings.__name__} cannot be loaded from the environment:\n  "
             + "\n  ".join(problems)
         ) from None
-    except SettingsError as exc:  # a complex value (list, model) that is not JSON
+    except ValueError as exc:
+        # pydantic-settings' SettingsError (a complex value that is not JSON) is a
+        # ValueError; it moved modules between versions, so it is caught by its base.
         raise ConfigurationError(f"{settings.__name__}: {exc}") from None
 
 
