@@ -1,11 +1,15 @@
 """The ``framework`` command: run, routes, asyncapi, new, generate, kafka.
 
 Exit codes: 0 success, 1 an error in the app (import, wiring, start-up), 2 a usage error.
+
+Environment defaults (the command line wins): ``FRAMEWORK_APP`` for the target,
+``FRAMEWORK_HOST`` and ``FRAMEWORK_PORT`` for ``run`` and ``asyncapi serve``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -36,14 +40,67 @@ def _port(text: str) -> int:
     return value
 
 
+APP_ENV = "FRAMEWORK_APP"
+HOST_ENV = "FRAMEWORK_HOST"
+PORT_ENV = "FRAMEWORK_PORT"
+
+
 def _add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
-        help="module:attribute of an Application or a @module class (e.g. example_app.main:app)",
+        nargs="?",
+        default=os.environ.get(APP_ENV) or None,
+        help="module:attribute of an Application or a @module class (e.g. example_app.main:app;"
+        f" default: ${APP_ENV})",
     )
     parser.add_argument(
         "--app-dir", default=".", help="folder to import the target from (default: .)"
     )
+
+
+def _add_address(parser: argparse.ArgumentParser, what: str = "") -> None:
+    parser.add_argument(
+        "--host", default=None, help=f"{what}listen address (default: ${HOST_ENV} or 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=None, help=f"{what}TCP port (default: ${PORT_ENV} or 8000)"
+    )
+
+
+def _resolve_address(args: Any) -> None:
+    """``--host``/``--port`` not given: ``$FRAMEWORK_HOST``/``$FRAMEWORK_PORT``, else the
+    defaults; a bad variable is a usage error that names it."""
+    if not hasattr(args, "port"):
+        return
+    if args.host is None:
+        args.host = os.environ.get(HOST_ENV) or "127.0.0.1"
+    if args.port is None:
+        raw = os.environ.get(PORT_ENV) or "8000"
+        try:
+            args.port = _port(raw)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            detail = exc if isinstance(exc, argparse.ArgumentTypeError) else "not a number"
+            raise errors.UsageError(f"${PORT_ENV}={raw!r}: {detail}") from None
+
+
+def _resolve_target(args: Any) -> None:
+    """Fill ``args.target`` from ``asyncapi serve`` and ``$FRAMEWORK_APP``; refuse none."""
+    if not hasattr(args, "target"):
+        return
+    if args.command == "asyncapi":
+        args.serve = args.target == "serve"
+        if args.serve:
+            args.target = args.serve_target or os.environ.get(APP_ENV) or None
+        elif args.serve_target is not None:
+            raise errors.UsageError(
+                f"unexpected argument {args.serve_target!r}; did you mean "
+                f"`framework asyncapi serve {args.serve_target}`?"
+            )
+    if args.target is None:
+        raise errors.UsageError(
+            f"name the app: `framework {args.command} module:attribute` (for example "
+            f"example_app.main:app), or set ${APP_ENV}"
+        )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -62,8 +119,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("run", help="serve an app with uvicorn")
     _add_target(p)
-    p.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="TCP port (default: 8000)")
+    _add_address(p)
     scale = p.add_mutually_exclusive_group()
     scale.add_argument("--reload", action="store_true", help="restart when a .py file changes")
     scale.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
@@ -75,8 +131,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(handler=routes.command)
 
-    p = commands.add_parser("asyncapi", help="print the app's AsyncAPI 3.0.0 document")
+    p = commands.add_parser(
+        "asyncapi",
+        help="print the app's AsyncAPI 3.0.0 document (`asyncapi serve TARGET`: serve it)",
+        usage="framework asyncapi [serve] [TARGET] [options]",
+    )
     _add_target(p)
+    # `framework asyncapi serve TARGET`: the first word is then "serve", the second the app.
+    p.add_argument("serve_target", nargs="?", default=None, help=argparse.SUPPRESS)
+    _add_address(p, what="with `serve`: ")
     p.add_argument(
         "--format",
         choices=asyncapi.FORMATS,
@@ -143,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        _resolve_target(args)
+        _resolve_address(args)
         code: int = args.handler(args)
     except errors.CliError as exc:
         return errors.report(exc, full_traceback=args.traceback)
