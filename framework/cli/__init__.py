@@ -26,6 +26,12 @@ def _kafka(args: Any) -> int:
     return kafka_main(args.broker_args)
 
 
+def _kafka_fetch(args: Any) -> int:
+    from framework.testing.kafka.cli import fetch
+
+    return fetch(args.broker_args)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -190,6 +196,10 @@ def _build_parser() -> argparse.ArgumentParser:
     # own parser, so they are documented in one place.
     start = kafka.add_parser("start", help="start a broker until Ctrl-C", add_help=False)
     start.set_defaults(handler=_kafka)
+    fetch = kafka.add_parser(
+        "fetch", help="download the broker jars now (for image builds)", add_help=False
+    )
+    fetch.set_defaults(handler=_kafka_fetch)
     return parser
 
 
@@ -201,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.handler is _kafka:
+    if args.handler in (_kafka, _kafka_fetch):
         args.broker_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
