@@ -195,6 +195,70 @@ class Application:
             raise ConfigurationError(f"Add global {kind} before the app starts")
         self._enhancers.setdefault(kind, []).extend(items)
 
+    def use_middleware(self, middleware_class: Any, *args: Any, **options: Any) -> None:
+        """Wrap the HTTP side of the app (routes, ``@sse`` streams, the SSE transport,
+        WebSocket upgrades on the app port) in an ASGI middleware, as Starlette's
+        ``Middleware(middleware_class, *args, **options)``.
+
+        The last one added is the outermost: it sees a request first, before the ones
+        added earlier and before observability's. Messages on other transports (Kafka,
+        the standalone WebSocket server) do not pass through it; use
+        ``use_handler_middleware`` or interceptors for those.
+
+        Raises:
+            ConfigurationError: the app already served a request.
+        """
+        if self._starlette.middleware_stack is not None:
+            raise ConfigurationError("Add HTTP middlewares before the app serves its first request")
+        self._starlette.add_middleware(middleware_class, *args, **options)
+
+    def enable_cors(
+        self,
+        allow_origins: Sequence[str] = ("*",),
+        *,
+        allow_origin_regex: str | None = None,
+        allow_methods: Sequence[str] = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"),
+        allow_headers: Sequence[str] = ("*",),
+        allow_credentials: bool = False,
+        expose_headers: Sequence[str] = (),
+        max_age: int = 600,
+    ) -> None:
+        """Answer CORS preflights and add the CORS headers (NestJS's ``enableCors``, with
+        its defaults; Starlette's ``CORSMiddleware`` does the work), as the outermost
+        middleware so errors carry the headers too.
+
+        Args:
+            allow_origins: origins allowed, e.g. ``["https://shop.example"]``; ``"*"``
+                for any (not with ``allow_credentials``: browsers refuse it).
+            allow_origin_regex: origins allowed by a regular expression, too.
+            allow_methods: methods allowed for cross-origin requests.
+            allow_headers: request headers allowed (``"*"``: whatever the browser asks).
+            allow_credentials: allow cookies and ``Authorization``.
+            expose_headers: response headers the page's script may read.
+            max_age: seconds a browser may cache a preflight answer.
+
+        Raises:
+            ConfigurationError: ``"*"`` with ``allow_credentials``, or the app already
+                served a request.
+        """
+        from starlette.middleware.cors import CORSMiddleware
+
+        if allow_credentials and "*" in allow_origins:
+            raise ConfigurationError(
+                "enable_cors: allow_origins='*' with allow_credentials=True is refused by "
+                "browsers; list the origins"
+            )
+        self.use_middleware(
+            CORSMiddleware,
+            allow_origins=list(allow_origins),
+            allow_origin_regex=allow_origin_regex,
+            allow_methods=list(allow_methods),
+            allow_headers=list(allow_headers),
+            allow_credentials=allow_credentials,
+            expose_headers=list(expose_headers),
+            max_age=max_age,
+        )
+
     def use_handler_middleware(self, *middlewares: HandlerMiddleware) -> None:
         """Wrap every message handler's call (``HandlerMiddleware.wrap``) when the router
         is compiled at start, the first added outermost (inside observability's)."""
