@@ -46,18 +46,18 @@ def _port(text: str) -> int:
     return value
 
 
-APP_ENV = "FRAMEWORK_APP"
-HOST_ENV = "FRAMEWORK_HOST"
-PORT_ENV = "FRAMEWORK_PORT"
+_APP_ENV = "FRAMEWORK_APP"
+_HOST_ENV = "FRAMEWORK_HOST"
+_PORT_ENV = "FRAMEWORK_PORT"
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         nargs="?",
-        default=os.environ.get(APP_ENV) or None,
+        default=os.environ.get(_APP_ENV) or None,
         help="module:attribute of an Application or a @module class (e.g. example_app.main:app;"
-        f" default: ${APP_ENV})",
+        f" default: ${_APP_ENV})",
     )
     parser.add_argument(
         "--app-dir", default=".", help="folder to import the target from (default: .)"
@@ -66,10 +66,10 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 
 def _add_address(parser: argparse.ArgumentParser, what: str = "") -> None:
     parser.add_argument(
-        "--host", default=None, help=f"{what}listen address (default: ${HOST_ENV} or 127.0.0.1)"
+        "--host", default=None, help=f"{what}listen address (default: ${_HOST_ENV} or 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=_port, default=None, help=f"{what}TCP port (default: ${PORT_ENV} or 8000)"
+        "--port", type=_port, default=None, help=f"{what}TCP port (default: ${_PORT_ENV} or 8000)"
     )
 
 
@@ -79,14 +79,14 @@ def _resolve_address(args: Any) -> None:
     if not hasattr(args, "port"):
         return
     if args.host is None:
-        args.host = os.environ.get(HOST_ENV) or "127.0.0.1"
+        args.host = os.environ.get(_HOST_ENV) or "127.0.0.1"
     if args.port is None:
-        raw = os.environ.get(PORT_ENV) or "8000"
+        raw = os.environ.get(_PORT_ENV) or "8000"
         try:
             args.port = _port(raw)
         except (ValueError, argparse.ArgumentTypeError) as exc:
             detail = exc if isinstance(exc, argparse.ArgumentTypeError) else "not a number"
-            raise errors.UsageError(f"${PORT_ENV}={raw!r}: {detail}") from None
+            raise errors.UsageError(f"${_PORT_ENV}={raw!r}: {detail}") from None
 
 
 def _resolve_target(args: Any) -> None:
@@ -96,7 +96,7 @@ def _resolve_target(args: Any) -> None:
     if args.command == "asyncapi":
         args.serve = args.target == "serve"
         if args.serve:
-            args.target = args.serve_target or os.environ.get(APP_ENV) or None
+            args.target = args.serve_target or os.environ.get(_APP_ENV) or None
         elif args.serve_target is not None:
             raise errors.UsageError(
                 f"unexpected argument {args.serve_target!r}; did you mean "
@@ -105,7 +105,7 @@ def _resolve_target(args: Any) -> None:
     if args.target is None:
         raise errors.UsageError(
             f"name the app: `framework {args.command} module:attribute` (for example "
-            f"example_app.main:app), or set ${APP_ENV}"
+            f"example_app.main:app), or set ${_APP_ENV}"
         )
 
 
