@@ -1,4 +1,4 @@
-"""The ``framework`` command: run, routes, asyncapi, new, generate, kafka.
+"""The ``framework`` command: run, routes, asyncapi, openapi, new, generate, kafka.
 
 Exit codes: 0 success, 1 an error in the app (import, wiring, start-up), 2 a usage error.
 
@@ -111,7 +111,7 @@ def _resolve_target(args: Any) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    from framework.cli import asyncapi, generate, routes, run, scaffold
+    from framework.cli import asyncapi, generate, openapi, routes, run, scaffold
 
     parser = argparse.ArgumentParser(
         prog="framework",
@@ -170,6 +170,15 @@ def _build_parser() -> argparse.ArgumentParser:
         help="document only this transport (repeatable; default: all)",
     )
     p.set_defaults(handler=asyncapi.command)
+
+    p = commands.add_parser("openapi", help="print the OpenAPI 3.1 document of the HTTP routes")
+    _add_target(p)
+    p.add_argument("--output", "-o", default=None, help="write to this file (default: stdout)")
+    p.add_argument("--title", default=None, help="info.title (default: the root module's name)")
+    p.add_argument("--api-version", default="1.0.0", help="info.version (default: 1.0.0)")
+    p.add_argument("--description", default=None, help="info.description")
+    p.add_argument("--server", action="append", default=None, metavar="URL", help="a servers[] URL")
+    p.set_defaults(handler=openapi.command)
 
     p = commands.add_parser("new", help="create a new project folder")
     p.add_argument("name", help="project folder (its last part names the package)")
