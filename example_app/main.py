@@ -6,7 +6,8 @@ SSE on ``/events`` (same port as HTTP). Settings come from the environment
 served from Kafka topics, events are emitted to Kafka, and ``app.publish`` reaches
 browsers connected to any instance (each instance reads the broadcast topic).
 
-Operations: ``GET /health/live`` and ``/health/ready``, trace context on every message,
+``GET /openapi.json``: the OpenAPI 3.1 document of the HTTP routes. Operations:
+``GET /health/live`` and ``/health/ready``, trace context on every message,
 and Prometheus metrics at ``/metrics`` when prometheus-client is installed.
 """
 
@@ -18,6 +19,7 @@ from example_app.app_module import AppModule
 from example_app.settings import Settings
 from framework import Application, create_app
 from framework.config import load_settings
+from framework.http import mount_openapi
 from framework.observability import Observability
 from framework.transports.base import Transport
 from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport
@@ -44,7 +46,9 @@ def build_app(
         SseTransport(path="/events"),
     ]
     if not kafka_bootstrap:
-        return create_app(AppModule, transports=transports, observability=observability())
+        return _with_docs(
+            create_app(AppModule, transports=transports, observability=observability())
+        )
     transports.append(
         KafkaTransport(
             bootstrap_servers=kafka_bootstrap,
@@ -52,13 +56,21 @@ def build_app(
             auto_offset_reset="earliest",
         )
     )
-    return create_app(
-        AppModule,
-        transports=transports,
-        default_client=KafkaClient(bootstrap_servers=kafka_bootstrap),
-        relay=KafkaRelay(bootstrap_servers=kafka_bootstrap, topic="example.broadcast"),
-        observability=observability(),
+    return _with_docs(
+        create_app(
+            AppModule,
+            transports=transports,
+            default_client=KafkaClient(bootstrap_servers=kafka_bootstrap),
+            relay=KafkaRelay(bootstrap_servers=kafka_bootstrap, topic="example.broadcast"),
+            observability=observability(),
+        )
     )
+
+
+def _with_docs(app: Application) -> Application:
+    """The HTTP routes' OpenAPI document at ``/openapi.json``."""
+    mount_openapi(app, "/openapi.json", title="Example orders service")
+    return app
 
 
 settings = load_settings(Settings)
