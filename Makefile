@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install install-test-deps lint typecheck docs pytest bench soak fuzz clean
+.PHONY: run test install install-test-deps lint typecheck docs pytest bench soak fuzz clean test-lowest
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ docs:
 pytest:
 	$(PY) -m pytest -q
 
+## The core tests on the lowest dependency versions pyproject.toml allows (uv, .venv-lowest).
+test-lowest: install-test-deps
+	bash scripts/test-lowest.sh
+
 bench: install
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
@@ -51,4 +55,4 @@ fuzz:
 	FUZZ_PROFILE=long $(PY) -m pytest -q tests/fuzz --hypothesis-show-statistics
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-lowest build *.egg-info

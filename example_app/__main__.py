@@ -1,7 +1,14 @@
-import os
+"""``python -m example_app``: serve the app; settings from the environment."""
 
-from example_app.main import app
+import sys
+
+from framework import ConfigurationError
 from framework.observability import configure_logging
 
-configure_logging(json=os.environ.get("LOG_FORMAT", "json") == "json")  # level: $LOG_LEVEL
-app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8000")))
+try:
+    from example_app.main import app, settings
+except ConfigurationError as exc:  # a bad variable: say which, without a traceback
+    sys.exit(f"error: {exc}")
+
+configure_logging(json=settings.log_format == "json")  # level: $LOG_LEVEL
+app.run(host=settings.host, port=settings.port)

@@ -1,21 +1,25 @@
 """The app object: ``framework run example_app.main:app`` or ``python -m example_app``.
 
 Transports: in-memory (always), WebSocket on ``/ws``, Socket.IO on ``/socket.io/`` and
-SSE on ``/events`` (same port as HTTP). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers
-are also served from Kafka topics, events are emitted to Kafka, and ``app.publish``
-reaches browsers connected to any instance (each instance reads the broadcast topic).
+SSE on ``/events`` (same port as HTTP). Settings come from the environment
+(``example_app/settings.py``). With ``KAFKA_BOOTSTRAP_SERVERS`` set, handlers are also
+served from Kafka topics, events are emitted to Kafka, and ``app.publish`` reaches
+browsers connected to any instance (each instance reads the broadcast topic).
 
-Operations: ``GET /health/live`` and ``/health/ready``, trace context on every message,
+``GET /openapi.json``: the OpenAPI 3.1 document of the HTTP routes. Operations:
+``GET /health/live`` and ``/health/ready``, trace context on every message,
 and Prometheus metrics at ``/metrics`` when prometheus-client is installed.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 
 from example_app.app_module import AppModule
+from example_app.settings import Settings
 from framework import Application, create_app
+from framework.config import load_settings
+from framework.http import mount_openapi
 from framework.observability import Observability
 from framework.transports.base import Transport
 from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport
@@ -30,28 +34,44 @@ def observability() -> Observability:
     return Observability(health_path="/health", metrics_path="/metrics" if metrics else None)
 
 
-def build_app(kafka_bootstrap: str | None = None) -> Application:
+def build_app(
+    kafka_bootstrap: str | None = None, *, settings: Settings | None = None
+) -> Application:
+    # The transports are built before the graph, so they read the settings here; the
+    # providers get them injected (AppModule imports ConfigModule.for_root(Settings)).
+    settings = settings or load_settings(Settings)
     transports: list[Transport] = [
         WebSocketTransport(path="/ws"),
         SocketIoTransport(),
         SseTransport(path="/events"),
     ]
     if not kafka_bootstrap:
-        return create_app(AppModule, transports=transports, observability=observability())
+        return _with_docs(
+            create_app(AppModule, transports=transports, observability=observability())
+        )
     transports.append(
         KafkaTransport(
             bootstrap_servers=kafka_bootstrap,
-            group_id=os.environ.get("KAFKA_GROUP_ID", "example-orders"),
+            group_id=settings.kafka_group_id,
             auto_offset_reset="earliest",
         )
     )
-    return create_app(
-        AppModule,
-        transports=transports,
-        default_client=KafkaClient(bootstrap_servers=kafka_bootstrap),
-        relay=KafkaRelay(bootstrap_servers=kafka_bootstrap, topic="example.broadcast"),
-        observability=observability(),
+    return _with_docs(
+        create_app(
+            AppModule,
+            transports=transports,
+            default_client=KafkaClient(bootstrap_servers=kafka_bootstrap),
+            relay=KafkaRelay(bootstrap_servers=kafka_bootstrap, topic="example.broadcast"),
+            observability=observability(),
+        )
     )
 
 
-app = build_app(os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+def _with_docs(app: Application) -> Application:
+    """The HTTP routes' OpenAPI document at ``/openapi.json``."""
+    mount_openapi(app, "/openapi.json", title="Example orders service")
+    return app
+
+
+settings = load_settings(Settings)
+app = build_app(settings.kafka_bootstrap_servers, settings=settings)

@@ -20,12 +20,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
 
+import injector
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Send
 from starlette.types import Scope as AsgiScope
 
-from framework.di.container import Container
+from framework.di.container import Container, EnhancerOverrides
 from framework.di.lifecycle import call_hook
 from framework.di.metadata import Provider, Scope, value_provider
 from framework.exceptions import ConfigurationError
@@ -145,6 +146,7 @@ class Application:
         self.default_client = default_client or self.memory.create_client()
         self._extra_providers = list(providers)
         self._overrides = list(overrides)
+        self._enhancer_overrides: list[tuple[str, Any, Any]] = []  # set by testing modules
         self._enhancers: GlobalEnhancers = {}
         self._middlewares: list[HandlerMiddleware] = []
         self._observers: list[TransportEvents] = []
@@ -193,6 +195,70 @@ class Application:
             raise ConfigurationError(f"Add global {kind} before the app starts")
         self._enhancers.setdefault(kind, []).extend(items)
 
+    def use_middleware(self, middleware_class: Any, *args: Any, **options: Any) -> None:
+        """Wrap the HTTP side of the app (routes, ``@sse`` streams, the SSE transport,
+        WebSocket upgrades on the app port) in an ASGI middleware, as Starlette's
+        ``Middleware(middleware_class, *args, **options)``.
+
+        The last one added is the outermost: it sees a request first, before the ones
+        added earlier and before observability's. Messages on other transports (Kafka,
+        the standalone WebSocket server) do not pass through it; use
+        ``use_handler_middleware`` or interceptors for those.
+
+        Raises:
+            ConfigurationError: the app already served a request.
+        """
+        if self._starlette.middleware_stack is not None:
+            raise ConfigurationError("Add HTTP middlewares before the app serves its first request")
+        self._starlette.add_middleware(middleware_class, *args, **options)
+
+    def enable_cors(
+        self,
+        allow_origins: Sequence[str] = ("*",),
+        *,
+        allow_origin_regex: str | None = None,
+        allow_methods: Sequence[str] = ("GET", "HEAD", "PUT", "PATCH", "POST", "DELETE"),
+        allow_headers: Sequence[str] = ("*",),
+        allow_credentials: bool = False,
+        expose_headers: Sequence[str] = (),
+        max_age: int = 600,
+    ) -> None:
+        """Answer CORS preflights and add the CORS headers (NestJS's ``enableCors``, with
+        its defaults; Starlette's ``CORSMiddleware`` does the work), as the outermost
+        middleware so errors carry the headers too.
+
+        Args:
+            allow_origins: origins allowed, e.g. ``["https://shop.example"]``; ``"*"``
+                for any (not with ``allow_credentials``: browsers refuse it).
+            allow_origin_regex: origins allowed by a regular expression, too.
+            allow_methods: methods allowed for cross-origin requests.
+            allow_headers: request headers allowed (``"*"``: whatever the browser asks).
+            allow_credentials: allow cookies and ``Authorization``.
+            expose_headers: response headers the page's script may read.
+            max_age: seconds a browser may cache a preflight answer.
+
+        Raises:
+            ConfigurationError: ``"*"`` with ``allow_credentials``, or the app already
+                served a request.
+        """
+        from starlette.middleware.cors import CORSMiddleware
+
+        if allow_credentials and "*" in allow_origins:
+            raise ConfigurationError(
+                "enable_cors: allow_origins='*' with allow_credentials=True is refused by "
+                "browsers; list the origins"
+            )
+        self.use_middleware(
+            CORSMiddleware,
+            allow_origins=list(allow_origins),
+            allow_origin_regex=allow_origin_regex,
+            allow_methods=list(allow_methods),
+            allow_headers=list(allow_headers),
+            allow_credentials=allow_credentials,
+            expose_headers=list(expose_headers),
+            max_age=max_age,
+        )
+
     def use_handler_middleware(self, *middlewares: HandlerMiddleware) -> None:
         """Wrap every message handler's call (``HandlerMiddleware.wrap``) when the router
         is compiled at start, the first added outermost (inside observability's)."""
@@ -230,6 +296,13 @@ class Application:
             raise ConfigurationError("The app has not started yet: use `async with app:`")
         return self._container
 
+    @property
+    def injector(self) -> injector.Injector:
+        """An ``injector.Injector`` over the app's graph: ``app.injector.get(T)`` returns
+        the singleton the app uses, and builds ``@inject`` classes from the app's
+        providers."""
+        return self.container.injector
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def _build(
@@ -243,12 +316,17 @@ class Application:
             *self._extra_providers,
         ]
         container = Container(
-            self.root_module, extra_global_providers=core, overrides=self._overrides
+            self.root_module,
+            extra_global_providers=core,
+            overrides=self._overrides,
+            enhancer_overrides=EnhancerOverrides(self._enhancer_overrides),
         )
         await container.instantiate()
         router = await build_router(container, self._enhancers, [*middlewares, *self._middlewares])
         container.find(Router).instance = router
-        return container, router, await build_http_routes(container, self._enhancers)
+        http_routes = await build_http_routes(container, self._enhancers)
+        container.enhancer_overrides.check_all_used()
+        return container, router, http_routes
 
     async def describe(self) -> AppDescription:
         """What the app serves: HTTP routes, transport endpoints and message handlers.

@@ -16,6 +16,7 @@ PUBLIC_PACKAGES = [
     "framework",
     "framework.asyncapi",
     "framework.cli",
+    "framework.config",
     "framework.di",
     "framework.http",
     "framework.messaging",

@@ -48,6 +48,8 @@ def _format(args: Any) -> str:
 def command(args: Any) -> int:
     """``framework asyncapi`` from parsed arguments."""
     app = load_app(args.target, args.app_dir)
+    if getattr(args, "serve", False):
+        return serve(app, args)
     doc = asyncio.run(_document(app, args))
     fmt = _format(args)
     text = to_yaml(doc) if fmt == "yaml" else json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -61,4 +63,28 @@ def command(args: Any) -> int:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise CliError(f"Cannot write {args.output!r}: {exc.strerror or exc}") from None
+    return 0
+
+
+def serve(app: Application, args: Any) -> int:
+    """``framework asyncapi serve``: the document as a web page, ``/asyncapi`` (HTML),
+    ``/asyncapi.json`` and ``/asyncapi.yaml``, until Ctrl-C. The app itself is only
+    described (``Application.describe``): no hook runs, no transport connects."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    from framework.asyncapi._html import render_html
+
+    doc = asyncio.run(_document(app, args))
+    page, yaml = render_html(doc), to_yaml(doc)
+    routes = [
+        Route("/", lambda _: RedirectResponse("/asyncapi")),
+        Route("/asyncapi", lambda _: HTMLResponse(page)),
+        Route("/asyncapi.json", lambda _: JSONResponse(doc)),
+        Route("/asyncapi.yaml", lambda _: Response(yaml, media_type="application/yaml")),
+    ]
+    print(f"Serving the AsyncAPI document of {args.target} at /asyncapi", flush=True)
+    uvicorn.run(Starlette(routes=routes), host=args.host, port=args.port, log_level="info")
     return 0

@@ -1,8 +1,9 @@
 """``framework new <name>``: a project that runs and passes its own tests at once.
 
-The project depends on this framework as ``framework @ file://<this checkout>`` (resolved
-when the project is generated), or on ``framework>=<version>`` when the framework was
-installed from a package rather than a checkout.
+The project depends on this framework as ``framework[config] @ file://<this checkout>``
+(resolved when the project is generated), or on ``framework[config]>=<version>`` when the
+framework was installed from a package rather than a checkout; ``config`` brings
+pydantic-settings for the project's ``Settings``.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ Then try `curl http://127.0.0.1:8000/greetings/Ada` and `curl http://127.0.0.1:8
 - `{{snake}}/main.py`: `app = create_app(AppModule)`; serve it with
   `framework run {{snake}}.main:app` or `python -m {{snake}}`.
 - `{{snake}}/app_module.py`: the root module.
+- `{{snake}}/settings.py`: the settings, read from the environment or `.env` when the
+  app starts: `{{env_prefix}}GREETING`, `{{env_prefix}}HOST`, `{{env_prefix}}PORT`. A bad
+  value stops the start with an error naming the variable.
 - `{{snake}}/greetings_controller.py`: `GET /greetings/{name}` greets and emits a
   `greetings.sent` event; the `@event_pattern("greetings.sent")` handler records it.
 - `{{snake}}/greetings_service.py`: the provider both use.
@@ -117,6 +121,7 @@ GITIGNORE = """\
 .venv/
 __pycache__/
 *.egg-info/
+.env
 """
 
 INIT = '''"""The {{kebab}} service."""
@@ -133,15 +138,37 @@ from {{snake}}.app_module import AppModule
 app = create_app(AppModule)
 '''
 
-DUNDER_MAIN = '''"""``python -m {{snake}}``: serve the app (HOST and PORT from the environment)."""
+DUNDER_MAIN = '''"""``python -m {{snake}}``: serve the app on the host and port of ``Settings``."""
 
-import os
+import sys
+
+from framework import ConfigurationError
+from framework.config import load_settings
 
 from {{snake}}.main import app
+from {{snake}}.settings import Settings
 
-host = os.environ.get("HOST", "127.0.0.1")
-port = int(os.environ.get("PORT", "8000"))
-app.run(host=host, port=port)
+try:
+    settings = load_settings(Settings)
+except ConfigurationError as exc:  # a bad variable: say which, without a traceback
+    sys.exit(f"error: {exc}")
+app.run(host=settings.host, port=settings.port)
+'''
+
+SETTINGS = '''"""The settings, from the environment (or ``.env``): ``{{env_prefix}}GREETING=Hi``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="{{env_prefix}}", env_file=".env")
+
+    greeting: str = "Hello"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
 '''
 
 APP_MODULE = '''"""The root module: what the app is made of."""
@@ -149,13 +176,15 @@ APP_MODULE = '''"""The root module: what the app is made of."""
 from __future__ import annotations
 
 from framework import module
+from framework.config import ConfigModule
 
 from {{snake}}.greetings_controller import GreetingsController
 from {{snake}}.greetings_service import GreetingsService
+from {{snake}}.settings import Settings
 
 
 @module(
-    imports=[],
+    imports=[ConfigModule.for_root(Settings)],
     controllers=[GreetingsController],
     providers=[GreetingsService],
 )
@@ -171,16 +200,19 @@ from collections import deque
 
 from framework import injectable
 
+from {{snake}}.settings import Settings
+
 
 @injectable()
 class GreetingsService:
     """Greets people and remembers the latest ones (bounded, like every buffer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.greeting = settings.greeting
         self.history: deque[str] = deque(maxlen=100)
 
     def greet(self, name: str) -> str:
-        return f"Hello, {name}!"
+        return f"{self.greeting}, {name}!"
 
     def record(self, name: str) -> None:
         self.history.appendleft(name)
@@ -235,6 +267,7 @@ from framework.testing import create_testing_module
 
 from {{snake}}.app_module import AppModule
 from {{snake}}.greetings_service import GreetingsService
+from {{snake}}.settings import Settings
 
 
 async def test_greets_over_http() -> None:
@@ -259,11 +292,20 @@ async def test_with_a_replaced_service() -> None:
             return f"Good day, {name}."
 
     builder = create_testing_module(AppModule).override_provider(
-        GreetingsService, use_value=PoliteGreetings()
+        GreetingsService, use_value=PoliteGreetings(Settings())
     )
     async with builder.compile() as t:
         response = await t.http.get("/greetings/Ada")
     assert response.json() == {"message": "Good day, Ada."}
+
+
+async def test_the_greeting_is_configured_by_settings() -> None:
+    builder = create_testing_module(AppModule).override_provider(
+        Settings, use_value=Settings(greeting="Hi")
+    )
+    async with builder.compile() as t:
+        response = await t.http.get("/greetings/Ada")
+    assert response.json() == {"message": "Hi, Ada!"}
 '''
 
 FILES: dict[str, str] = {
@@ -275,6 +317,7 @@ FILES: dict[str, str] = {
     "{{snake}}/__main__.py": DUNDER_MAIN,
     "{{snake}}/main.py": MAIN,
     "{{snake}}/app_module.py": APP_MODULE,
+    "{{snake}}/settings.py": SETTINGS,
     "{{snake}}/greetings_service.py": SERVICE,
     "{{snake}}/greetings_controller.py": CONTROLLER,
     "tests/__init__.py": "",
@@ -283,11 +326,12 @@ FILES: dict[str, str] = {
 
 
 def framework_requirement() -> str:
-    """``framework @ file://<checkout>`` for a checkout, else ``framework>=<version>``."""
+    """``framework[config] @ file://<checkout>`` for a checkout, else
+    ``framework[config]>=<version>``."""
     root = Path(framework.__file__).resolve().parent.parent
     if (root / "pyproject.toml").is_file():
-        return f"framework @ {root.as_uri()}"
-    return f"framework>={metadata.version('framework')}"
+        return f"framework[config] @ {root.as_uri()}"
+    return f"framework[config]>={metadata.version('framework')}"
 
 
 def new_project(path: str, *, requirement: str | None = None) -> Path:
@@ -307,7 +351,10 @@ def new_project(path: str, *, requirement: str | None = None) -> Path:
         raise UsageError(f"{folder.name!r} would shadow the {names.snake!r} module; pick another")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CliError(f"{path} already exists and is not empty; choose another name")
-    extra = {"requirement": requirement or framework_requirement()}
+    extra = {
+        "requirement": requirement or framework_requirement(),
+        "env_prefix": names.snake.upper() + "_",
+    }
     for relative, template in FILES.items():
         out = folder / names.render(relative)
         out.parent.mkdir(parents=True, exist_ok=True)

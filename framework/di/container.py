@@ -5,9 +5,9 @@ checks every dependency (missing providers and cycles fail here, never per messa
 and instantiates singletons in dependency order, awaiting async factories.
 
 Why not resolve with ``injector`` directly: it has no async factories, no per-module
-visibility and takes a global lock on ``get``. We resolve the graph ourselves at start-up
-and bind every singleton into an ``injector.Injector`` (``Container.injector``) so code
-written for ``injector`` can still look instances up.
+visibility and takes a global lock on ``get``. We resolve the graph ourselves; an
+``injector.Module`` may still be imported into a module, and ``Container.injector`` is an
+``injector.Injector`` answering from this graph (see ``_injector.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ from typing import Any
 
 import injector
 
+from framework.di._injector import (
+    NOINJECT_MARK,
+    RecordProvider,
+    injector_module_meta,
+    is_injector_module,
+)
 from framework.di.hints import type_hints
 from framework.di.metadata import (
     CONTROLLER_ATTR,
@@ -34,6 +40,7 @@ from framework.di.metadata import (
     Token,
     module_meta,
     token_name,
+    value_provider,
 )
 from framework.exceptions import ConfigurationError, DependencyCycleError
 
@@ -97,6 +104,8 @@ def _deps_of_callable(
             )
         token: Any = hint
         if typing.get_origin(hint) is typing.Annotated:
+            if NOINJECT_MARK in hint.__metadata__:
+                continue  # injector's NoInject[T]: the caller passes it, or its default
             marks = [m for m in hint.__metadata__ if isinstance(m, Inject)]
             token = marks[0].token if marks else typing.get_args(hint)[0]
         default = param.default if param.default is not param.empty else _MISSING
@@ -144,6 +153,34 @@ def _record(module: ModuleNode, entry: Any) -> ProviderRecord:
     return ProviderRecord(p.token, module, p, deps, scope, scope)
 
 
+class EnhancerOverrides:
+    """Guards, interceptors, filters and pipes replaced by a testing module, wherever
+    they are used (global, controller or handler); keyed by identity, since an
+    enhancer instance need not be hashable."""
+
+    def __init__(self, pairs: Sequence[tuple[str, Any, Any]] = ()) -> None:
+        self._by_id = {(kind, id(old)): (old, new) for kind, old, new in pairs}
+        self._used: set[tuple[str, int]] = set()
+
+    def replace(self, kind: str, enhancer: Any) -> Any:
+        found = self._by_id.get((kind, id(enhancer)))
+        if found is None:
+            return enhancer
+        self._used.add((kind, id(enhancer)))
+        return found[1]
+
+    def check_all_used(self) -> None:
+        """An override that replaced nothing is a test that checks nothing: refuse it."""
+        for key, (old, _) in self._by_id.items():
+            if key not in self._used:
+                kind = key[0].rstrip("s")
+                name = getattr(old, "__name__", None) or type(old).__name__
+                raise ConfigurationError(
+                    f"override_{kind}({name}) replaced nothing: no handler or route uses "
+                    f"that {kind} (check it is the same class or instance the app lists)"
+                )
+
+
 class Container:
     """The scanned module graph with every provider resolved or resolvable."""
 
@@ -153,16 +190,20 @@ class Container:
         *,
         extra_global_providers: list[Any] | None = None,
         overrides: Sequence[Provider] = (),
+        enhancer_overrides: EnhancerOverrides | None = None,
     ) -> None:
         self._overrides = {p.token: p for p in overrides}
+        self.enhancer_overrides = enhancer_overrides or EnhancerOverrides()
         self.modules: list[ModuleNode] = []
         self._by_key: dict[Any, ModuleNode] = {}
         self._created: list[ProviderRecord] = []
         self.injector = injector.Injector()
-        self._core = self._core_module(extra_global_providers or [])
+        core = [value_provider(injector.Injector, self.injector), *(extra_global_providers or [])]
+        self._core = self._core_module(core)
         self.root = self._scan(root, [], False)
         self._compute_visibility()
         self._check_dependencies()
+        self._bind_injector()
 
     # -- scanning -------------------------------------------------------------------
 
@@ -197,6 +238,8 @@ class Container:
                 base.global_ or entry.global_,
             )
             cls = entry.module
+        elif is_injector_module(entry):
+            cls, meta = injector_module_meta(entry, self.injector)
         else:
             found = module_meta(entry)
             if found is None:
@@ -315,6 +358,18 @@ class Container:
         for rec in self.all_records():
             visit(rec, [])
 
+    def _bind_injector(self) -> None:
+        """Answer ``self.injector.get(token)`` from this graph, as ``find`` does."""
+        chosen: dict[Any, ProviderRecord] = {}
+        for node in self.modules:
+            for rec in [*node.providers.values(), *node.controllers]:
+                chosen.setdefault(rec.token, rec)
+        chosen.update(self.root.visible)
+        binder = self.injector.binder
+        for token, rec in chosen.items():
+            if token is not injector.Injector:
+                binder.bind(token, to=RecordProvider(self, rec))
+
     def all_records(self) -> Iterator[ProviderRecord]:
         for node in self.modules:
             yield from node.providers.values()
@@ -367,8 +422,6 @@ class Container:
         if rec.scope is Scope.SINGLETON:
             rec.instance = value
             self._created.append(rec)
-            if isinstance(rec.token, type):
-                self.injector.binder.bind(rec.token, to=value)
         elif rec.scope is Scope.REQUEST and request is not None:
             request[rec.token] = value
         return value
@@ -399,11 +452,14 @@ class Container:
         return await self.resolve(rec, None)
 
     def find(self, token: Any) -> ProviderRecord:
-        """The provider for ``token``: the root module's view first, then any module."""
+        """The provider for ``token``: the root module's view first, then any module's
+        providers and controllers (as NestJS's ``moduleRef.get``)."""
         rec = self.root.visible.get(token)
         if rec is None:
             for node in self.modules:
-                rec = node.providers.get(token)
+                rec = node.providers.get(token) or next(
+                    (c for c in node.controllers if c.token is token), None
+                )
                 if rec is not None:
                     break
         if rec is None:

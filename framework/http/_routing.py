@@ -53,13 +53,16 @@ Binder = Callable[[Request], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class HttpRoute:
-    """One compiled route, for listings (``framework routes``) and the app."""
+    """One compiled route, for listings (``framework routes``, OpenAPI) and the app."""
 
     kind: str
     method: str
     path: str
     name: str
     route: BaseRoute
+    handler: Callable[..., Any] | None = None
+    hints: dict[str, Any] | None = None
+    status: int = 200
 
 
 def json_response(body: Any, status_code: int) -> Response:
@@ -238,7 +241,9 @@ async def build_http_routes(
                 endpoint = _build_endpoint(container, rec, cls, attr, fn, meta, path, pipeline)
                 name = f"{cls.__qualname__}.{attr}"
                 route = Route(path, endpoint, methods=[meta.method], name=name)
-                out.append(HttpRoute(meta.kind, meta.method, path, name, route))
+                hints = type_hints(fn, name, cls.__name__, (cls, rec.module.cls))
+                status = meta.status_code or (201 if meta.method == "POST" else 200)
+                out.append(HttpRoute(meta.kind, meta.method, path, name, route, fn, hints, status))
     # Literal paths before parameterised ones, so /notes/search is not taken by
     # /notes/{note_id} whatever the declaration order (stable otherwise).
     out.sort(key=lambda r: len(_PATH_PARAM.findall(r.path)))

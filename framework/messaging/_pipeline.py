@@ -117,6 +117,7 @@ async def build_pipeline(
         items += enhancers_of(fn, kind)
         if kind == "filters":
             items.reverse()
+        items = [container.enhancer_overrides.replace(kind, i) for i in items]
         return [await container.create_in(node, i) if isinstance(i, type) else i for i in items]
 
     return Pipeline(

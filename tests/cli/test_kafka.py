@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
+from framework.testing.kafka import kafka_version
 from tests.cli.helpers import COMMAND_TIMEOUT_S, cli, kill, start
 from tests.timing import TIME_FACTOR
 
@@ -52,3 +55,31 @@ def test_kafka_start_runs_a_broker_until_sigint() -> None:
         assert "Stopping Kafka" in err.rest(COMMAND_TIMEOUT_S)
     finally:
         kill(proc)
+
+
+def test_maven_download_lines_are_recognised() -> None:
+    from framework.testing.kafka.jars import downloaded
+
+    line = (
+        "[INFO] Downloaded from central: https://repo.maven.apache.org/maven2/org/apache/kafka/"
+        "kafka_2.13/4.1.1/kafka_2.13-4.1.1.jar (6.6 MB at 3.1 MB/s)"
+    )
+    assert downloaded(line) == ("kafka_2.13-4.1.1.jar", "6.6 MB")
+    assert downloaded("[INFO] Downloading from central: https://x/y/z.jar") is None
+
+
+@pytest.mark.kafka
+def test_kafka_fetch_resolves_into_the_cache_and_tells_how_far(tmp_path: Path) -> None:
+    env = {"FRAMEWORK_CACHE_DIR": str(tmp_path)}
+    first = cli("kafka", "fetch", extra_env=env)
+    if first.returncode != 0 and os.environ.get("REQUIRE_KAFKA") != "1":
+        pytest.skip(f"Maven cannot resolve the Kafka jars here: {first.stderr}")
+    assert first.returncode == 0, first.stderr
+    libs = Path(first.stdout.strip())
+    assert libs.parent.parent == tmp_path and any(libs.glob("kafka_2.13-*.jar"))
+    lines = first.stderr.splitlines()
+    assert lines[0] == f"Resolving Kafka {kafka_version()} jars with Maven into {libs}"
+    assert re.fullmatch(r"  Maven done in [\d.]+ s \(\d+ files downloaded\)", lines[-2])
+    assert re.fullmatch(rf"  \d+ jars \([\d.]+ MB\) in {re.escape(str(libs))}", lines[-1])
+    again = cli("kafka", "fetch", extra_env=env)  # cached: no Maven run, nothing to tell
+    assert again.returncode == 0 and again.stdout == first.stdout and again.stderr == ""

@@ -32,7 +32,7 @@ def test_new_project_passes_its_own_tests(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "4 passed" in result.stdout
 
 
 def test_new_project_layout_and_dependency(tmp_path: Path) -> None:
@@ -42,8 +42,8 @@ def test_new_project_layout_and_dependency(tmp_path: Path) -> None:
         assert (project / path).is_file(), path
     assert (package / "app_module.py").is_file()
     pyproject = (project / "pyproject.toml").read_text()
-    assert f'"framework @ {REPO_ROOT.as_uri()}"' in pyproject
-    assert framework_requirement() == f"framework @ {REPO_ROOT.as_uri()}"
+    assert f'"framework[config] @ {REPO_ROOT.as_uri()}"' in pyproject
+    assert framework_requirement() == f"framework[config] @ {REPO_ROOT.as_uri()}"
     makefile = (project / "Makefile").read_text()
     assert "\nrun: install\n\t" in makefile and "\ntest: install\n\t" in makefile
     readme = (project / "README.md").read_text()

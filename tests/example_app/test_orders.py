@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+
+import pytest
 
 from example_app.app_module import AppModule
 from framework import RemoteError
 from framework.testing import create_testing_module
+from tests.cli.helpers import COMMAND_TIMEOUT_S, REPO_ROOT, env
 from tests.timing import TIME_FACTOR
 
 
@@ -36,3 +41,31 @@ async def test_bad_input_is_rejected_and_nothing_is_stored() -> None:
             assert exc.payload["statusCode"] == 404
         else:
             raise AssertionError("expected an error reply")
+
+
+async def test_feed_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEED_SIZE", "2")
+    async with create_testing_module(AppModule).compile() as t:
+        for customer in ("ann", "bob", "cy"):
+            await t.http.post("/orders", json={"customer": customer, "total": 1})
+        await asyncio.wait_for(t.settle(), 5 * TIME_FACTOR)
+        notes = (await t.http.get("/notifications")).json()
+        assert notes == ["New order #3 from cy: 1.00", "New order #2 from bob: 1.00"]
+
+
+def test_python_m_example_app_names_a_bad_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "example_app"],
+        cwd=REPO_ROOT,
+        env=env({"PORT": "80000", "FEED_SIZE": "0"}),
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: Settings cannot be loaded from the environment:",
+        "  PORT: Input should be less than or equal to 65535, got '80000'",
+        "  FEED_SIZE: Input should be greater than or equal to 1, got '0'",
+    ]

@@ -26,6 +26,9 @@ async def test_example_app_health_and_metrics() -> None:
             created = await http.post("/orders", json={"customer": "ann", "total": 3.0})
             assert created.status_code == 201
             metrics = await http.get("/metrics")
+            openapi = (await http.get("/openapi.json")).json()
+    assert openapi["info"]["title"] == "Example orders service"
+    assert "/orders/{order_id}" in openapi["paths"]
     if importlib.util.find_spec("prometheus_client") is None:
         assert metrics.status_code == 404
     else:

@@ -11,9 +11,35 @@ from collections.abc import Sequence
 
 from framework.testing.kafka.broker import LocalKafkaBroker
 from framework.testing.kafka.errors import BOOTSTRAP_ENV_VAR, KafkaBrokerError
-from framework.testing.kafka.jars import kafka_version
+from framework.testing.kafka.jars import ensure_kafka_jars, kafka_version
 
-__all__ = ["main"]
+__all__ = ["fetch", "main"]
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def fetch(argv: Sequence[str] | None = None) -> int:
+    """Resolve the broker jars into the cache now and print their folder (for image
+    builds: ``framework kafka fetch`` in a Dockerfile, then no Maven run at start).
+
+    Returns:
+        0, or 1 if Maven failed (the error is printed).
+    """
+    parser = argparse.ArgumentParser(
+        prog="framework kafka fetch",
+        description="Download the Apache Kafka broker jars with Maven into the cache "
+        "($FRAMEWORK_CACHE_DIR or ~/.cache/framework) and print their folder.",
+    )
+    parser.parse_args(argv)
+    try:
+        libs = ensure_kafka_jars(progress=_say)
+    except KafkaBrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(libs, flush=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,12 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host, port=args.port, heap=args.heap, startup_timeout=args.startup_timeout
     )
     try:
-        print(
-            f"Starting Apache Kafka {kafka_version()} (the first run resolves jars with Maven)...",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"Starting Apache Kafka {kafka_version()}...", file=sys.stderr, flush=True)
         try:
+            # First run: Maven resolves the jars, telling what it fetches (broker.start()
+            # then finds them cached).
+            ensure_kafka_jars(broker.cache_dir, mvn=broker.mvn, progress=_say)
             broker.start()
         except KafkaBrokerError as exc:
             print(f"error: {exc}", file=sys.stderr)

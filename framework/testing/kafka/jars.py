@@ -9,11 +9,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shlex
 import shutil
+import subprocess
 import tempfile
+import threading
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -97,11 +101,68 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+# Maven's batch-mode log line for a finished download.
+_DOWNLOADED = re.compile(r"Downloaded from [^:]+: \S+/([^/\s]+) \(([^)]*?)(?: at [^)]*)?\)")
+
+Progress = Callable[[str], None]
+
+
+def downloaded(line: str) -> tuple[str, str] | None:
+    """``(file name, size)`` if ``line`` is Maven's log of a finished download."""
+    found = _DOWNLOADED.search(line)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def _run_maven(cmd: list[str], cwd: Path, timeout: float, progress: Progress) -> str:
+    """``run_tool`` for Maven, telling ``progress`` each file it downloads as it logs it
+    (a first run fetches ~43 MB from Maven Central and may take minutes)."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise KafkaBrokerError(f"cannot run {shlex.join(cmd)}: {exc}") from exc
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    lines: list[str] = []
+    downloads = 0
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if (got := downloaded(line)) is not None:
+                downloads += 1
+                progress(f"  downloaded {got[0]} ({got[1]}) [{downloads} files]")
+        code = proc.wait()
+    finally:
+        watchdog.cancel()
+    out = "".join(lines)
+    elapsed = time.monotonic() - started
+    if elapsed >= timeout:
+        raise KafkaBrokerError(
+            f"Maven timed out after {timeout:.1f} s: {shlex.join(cmd)}\n{tail(out)}"
+        )
+    if code != 0:
+        raise KafkaBrokerError(
+            f"Maven failed with exit code {code}: {shlex.join(cmd)}\n{tail(out)}"
+        )
+    progress(f"  Maven done in {elapsed:.1f} s ({downloads} files downloaded)")
+    return out
+
+
 def ensure_kafka_jars(
     cache_dir: Path | None = None,
     *,
     mvn: str = "mvn",
     timeout: float = 900.0,
+    progress: Progress | None = None,
 ) -> Path:
     """Resolve the Kafka broker jars with Maven into a cache folder, once.
 
@@ -117,6 +178,8 @@ def ensure_kafka_jars(
         mvn: Maven executable name or path.
         timeout: Limit for the Maven run, in seconds (default 900 s; a cold resolution
             of the ~43 MB of jars usually takes well under a minute).
+        progress: Told, one line at a time, what Maven downloads and copies (``None``:
+            Maven runs quietly). Not called when the jars are already cached.
 
     Returns:
         The folder holding the jars, suitable for ``java -cp '<folder>/*'``.
@@ -156,7 +219,7 @@ def ensure_kafka_jars(
         cmd = [
             mvn_path,
             "-B",
-            "-q",
+            *(["-q"] if progress is None else []),
             "-Dstyle.color=never",
             "-f",
             str(pom_path),
@@ -165,7 +228,11 @@ def ensure_kafka_jars(
             f"-DoutputDirectory={staging}",
         ]
         try:
-            out = run_tool(cmd, what="Maven", cwd=home, timeout=timeout)
+            if progress is None:
+                out = run_tool(cmd, what="Maven", cwd=home, timeout=timeout)
+            else:
+                progress(f"Resolving Kafka {version} jars with Maven into {libs}")
+                out = _run_maven(cmd, home, timeout, progress)
             if not any(staging.glob("kafka_2.13-*.jar")):
                 raise KafkaBrokerError(
                     f"Maven succeeded but produced no kafka_2.13 jar: {shlex.join(cmd)}\n"
@@ -175,6 +242,10 @@ def ensure_kafka_jars(
                 shutil.rmtree(libs)
             staging.rename(libs)
             marker.write_text(digest + "\n")
+            if progress is not None:
+                jars = list(libs.glob("*.jar"))
+                size = sum(j.stat().st_size for j in jars) / 1e6
+                progress(f"  {len(jars)} jars ({size:.1f} MB) in {libs}")
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
