@@ -190,6 +190,7 @@ class MetricsCollector:
             GaugeMetricFamily(
                 f"{p}_kafka_consumer_lag", "", labels=("group", "topic", "partition")
             ),
+            CounterMetricFamily(f"{p}_kafka_transactions_aborted", "", labels=("group",)),
         ]
 
     def collect(self) -> Iterator[Any]:
@@ -255,6 +256,11 @@ class MetricsCollector:
             "last fetch minus the offset after the last handled record.",
             labels=("group", "topic", "partition"),
         )
+        transactions = CounterMetricFamily(
+            f"{p}_kafka_transactions_aborted",
+            "Kafka transactions given up (exactly_once=True): each one's batch was handled again.",
+            labels=("group",),
+        )
         for transport in m.transports:
             # Connections as the transports report them (host.events): connection
             # transports report every open and close; the others never show up.
@@ -262,6 +268,9 @@ class MetricsCollector:
             if connected is not None and transport.name not in counted:
                 counted.add(transport.name)
                 clients.add_metric([transport.name], connected)
+            aborted = getattr(transport, "aborted_transactions", None)
+            if isinstance(aborted, int) and getattr(transport, "exactly_once", False):
+                transactions.add_metric([str(getattr(transport, "group_id", ""))], aborted)
             partition_lag = getattr(transport, "lag", None)
             if callable(partition_lag):
                 group = str(getattr(transport, "group_id", ""))
@@ -269,6 +278,7 @@ class MetricsCollector:
                     lag.add_metric([group, topic, str(partition)], behind)
         yield clients
         yield lag
+        yield transactions
 
 
 def _le(bound: float) -> str:
