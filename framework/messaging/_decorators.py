@@ -67,6 +67,11 @@ def _pattern_decorator(
             f"@event_pattern({pattern!r}): emits= is not for batch handlers; produce with "
             "a handler per record, or from the batch handler with a KafkaClient"
         )
+    if "window" in extras and "emits" not in extras:
+        raise ConfigurationError(
+            f"@event_pattern({pattern!r}, window=...): a window handler needs "
+            "emits='topic', where its closed windows go"
+        )
     if "emits" in extras:
         served = _emitting(kind, pattern, served, extras["emits"])
     meta = PatternMeta(kind, pattern, served, tuple(sorted(extras.items())), batch)
@@ -148,6 +153,12 @@ def event_pattern(
     input record's key unless the result is a ``KafkaRecord`` saying otherwise. An
     ``emits=`` handler is served on Kafka only (``transports`` defaults to
     ``["kafka"]``; naming another transport raises ``ConfigurationError``).
+
+    With ``window=TumblingWindow(...)`` (or ``HoppingWindow``, ``SessionWindow``) and
+    ``aggregate="count"`` (default), ``"sum"`` or a reducer ``(aggregate, value) ->
+    aggregate``, the results are folded per record key into event-time windows instead,
+    and each window is produced to the ``emits=`` topic when it closes
+    (docs/kafka-exactly-once.md).
     """
     options = None
     if batch:

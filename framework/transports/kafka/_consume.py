@@ -145,7 +145,7 @@ class Records:
         todo = records
         try:
             if producing is not None:
-                finished = await producing.outputs.begin(lane, records)
+                finished = await producing.begin(lane, records)
                 todo = records[finished:] if finished else records
             for record in todo:
                 if not lane.open:

@@ -15,13 +15,16 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framework.exceptions import TransportError
 from framework.messaging.dispatch import Dispatcher, Inbound
 from framework.messaging.router import MessageHandler
 from framework.messaging.streams import close, is_stream, iterate
 from framework.transports.kafka.wire import encode_headers, encode_value
+
+if TYPE_CHECKING:
+    from framework.transports.kafka._state import WindowState
 
 logger = logging.getLogger("framework.kafka")
 
@@ -36,8 +39,8 @@ class _InputKey:
 INPUT_KEY: Any = _InputKey()
 """The default key of a produced record: the key of the input record in hand."""
 
-Output = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]
-"""One record to produce: topic, value, key, headers."""
+Output = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
+"""One record to produce: topic, value, key, headers, partition (``None``: by key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,18 +71,26 @@ def output(topic: str, value: Any, key: Any, headers: Any, input_key: bytes | No
     raw = encode_value(value)
     if raw is None and raw_key is None:
         raw_key = b""  # aiokafka refuses a record without key and value; Kafka does not
-    return topic, raw, raw_key, encode_headers(headers)
+    return topic, raw, raw_key, encode_headers(headers), None
 
 
 class Collected(list[Output]):
-    """The outputs of one handler call, at most ``limit`` of them."""
+    """The outputs of one handler call, at most ``limit`` of them.
 
-    __slots__ = ("input_key", "limit")
+    Attributes:
+        fence: outputs from this index on are sent only once the ones before it were
+            acknowledged (a closed window's deletion from the changelog waits for the
+            window's emission: at least once must not forget a window it never
+            emitted); ``None`` for no fence.
+    """
+
+    __slots__ = ("fence", "input_key", "limit")
 
     def __init__(self, input_key: bytes | None, limit: int) -> None:
         super().__init__()
         self.input_key = input_key
         self.limit = limit
+        self.fence: int | None = None
 
     def add(self, topic: str, value: Any, key: Any = INPUT_KEY, headers: Any = None) -> None:
         if len(self) >= self.limit:
@@ -87,6 +98,10 @@ class Collected(list[Output]):
                 f"a Kafka handler call produced more than max_outputs={self.limit} records"
             )
         self.append(output(topic, value, key, headers, self.input_key))
+
+    def raw(self, topic: str, value: bytes | None, key: bytes, partition: int) -> None:
+        """A record of our own (a changelog entry): not counted against ``limit``."""
+        self.append((topic, value, key, [], partition))
 
     def result(self, topic: str, value: Any) -> None:
         """An ``emits=`` result (or stream item): a ``KafkaRecord`` or a plain value."""
@@ -124,8 +139,12 @@ class Outputs:
         by ``finish``."""
         producer = await self.producer(tp)
         acks = self._acks.setdefault(tp, [])
-        for topic, value, key, headers in outputs:
-            ack = await producer.send(topic, value, key=key, headers=headers)
+        fence = getattr(outputs, "fence", None) if not self.transactional else None
+        for i, (topic, value, key, headers, partition) in enumerate(outputs):
+            if i == fence:
+                # Raises if one failed: the call fails, and is retried (its outputs again).
+                await asyncio.gather(*(ack for _, ack in acks))
+            ack = await producer.send(topic, value, key=key, headers=headers, partition=partition)
             acks.append((offset, ack))
 
     async def finish(self, lane: Any, records: list[Any], finished: int) -> int:
@@ -150,6 +169,9 @@ class Outputs:
         )
         return min(finished, next(i for i, r in enumerate(records) if r.offset >= first))
 
+    async def release(self, partitions: set[Any]) -> None:
+        """Revoked partitions (once their lanes ended)."""
+
     async def stop(self) -> None:
         """Release what this owns (the transport stops the shared producer)."""
 
@@ -166,6 +188,7 @@ class Producing:
         outputs: where a successful call's outputs go.
         emits: the ``emits=`` topic of each handler that has one.
         max_outputs: records one handler call may produce, at most.
+        state: the stores of window handlers (``window=``), or ``None``.
     """
 
     def __init__(
@@ -175,11 +198,28 @@ class Producing:
         emits: Mapping[MessageHandler, str],
         *,
         max_outputs: int,
+        state: WindowState | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self.outputs = outputs
         self._emits = dict(emits)
         self.max_outputs = max_outputs
+        self.state = state
+        self._changelogs = {} if state is None else {h: state.changelog(h) for h in state.specs}
+
+    async def begin(self, lane: Any, records: list[Any]) -> int:
+        """Before a batch of ``lane``: the outputs' ``begin`` (records already finished
+        by an earlier owner), then the window stores of the partition rebuilt."""
+        skip = await self.outputs.begin(lane, records)
+        if self.state is not None:
+            await self.state.ensure(lane.tp, self._dispatcher.route(lane.tp.topic).events)
+        return skip
+
+    async def release(self, partitions: set[Any]) -> None:
+        """Revoked partitions: their producers (exactly once) and their window state."""
+        await self.outputs.release(partitions)
+        if self.state is not None:
+            self.state.drop(partitions)
 
     def caller(self, handler: MessageHandler) -> Call:
         """How to call ``handler``: through ``call`` if it may produce, else directly
@@ -195,10 +235,17 @@ class Producing:
         ctx = self._dispatcher.context(inbound) if handler.needs_context else None
         if ctx is not None:
             ctx.outputs = collected  # type: ignore[attr-defined]
+        changelog = self._changelogs.get(handler)
+        if changelog is not None:
+            assert self.state is not None
+            await self.state.ensure(inbound.source.tp, (handler,))  # (a dict lookup)
         try:
             result = await self._dispatcher.call(handler, inbound)
             topic = self._emits.get(handler)
-            if topic is not None and result is not None:
+            if changelog is not None:
+                if result is not None:
+                    self._window(handler, inbound, result, collected, topic, changelog)
+            elif topic is not None and result is not None:
                 if is_stream(result):
                     source = iterate(result)
                     try:
@@ -213,8 +260,41 @@ class Producing:
             if ctx is not None:
                 ctx.outputs = None  # type: ignore[attr-defined]
         if collected:
-            await self.outputs.send(inbound.source.tp, record.offset, collected)
+            tp = inbound.source.tp
+            try:
+                await self.outputs.send(tp, record.offset, collected)
+            except Exception:
+                if self.state is not None and handler in self._changelogs:
+                    # The store moved on but the changelog did not: rebuild it from the
+                    # changelog before the retry.
+                    self.state.drop([tp])
+                raise
         return result
+
+    def _window(
+        self,
+        handler: MessageHandler,
+        inbound: Inbound,
+        value: Any,
+        collected: Collected,
+        topic: str | None,
+        changelog: str,
+    ) -> None:
+        """Fold a window handler's result in; its changes go to the changelog and the
+        windows it closed to the ``emits=`` topic, with the call's other outputs."""
+        assert self.state is not None and topic is not None
+        record, tp = inbound.raw, inbound.source.tp
+        store = self.state.store(handler, tp)
+        closed, changes = store.add(record.key, record.timestamp, value)
+        deletions = len(closed)  # the last entries of ``changes``
+        for key, entry in changes[: len(changes) - deletions]:
+            collected.raw(changelog, entry, key, tp.partition)
+        for window in closed:
+            collected.add(topic, window.as_json(), window.key)
+        if deletions:
+            collected.fence = len(collected)
+            for key, entry in changes[len(changes) - deletions :]:
+                collected.raw(changelog, entry, key, tp.partition)
 
 
 def takes_kafka_context(handler: MessageHandler) -> bool:

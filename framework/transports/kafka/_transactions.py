@@ -54,7 +54,7 @@ class _Txn:
         self.dirty = False  # something was (or may have been) produced in the open one
 
 
-def _ignore() -> None:
+def _ignore(tp: Any) -> None:
     return None
 
 
@@ -70,7 +70,7 @@ class Transactions(Outputs):
         producer_options: ``AIOKafkaProducer`` options for the per-partition producers.
         timeout: seconds one transaction may stay open, and each step may take (also
             the broker's ``transaction_timeout_ms``).
-        aborted: told when a transaction is given up.
+        aborted: told (with the partition) when a transaction is given up.
     """
 
     transactional = True
@@ -84,7 +84,7 @@ class Transactions(Outputs):
         prefix: str,
         producer_options: Mapping[str, Any],
         timeout: float,
-        aborted: Callable[[], None] = _ignore,
+        aborted: Callable[[Any], None] = _ignore,
     ) -> None:
         super().__init__(None)
         self._consumer = consumer
@@ -239,7 +239,7 @@ class Transactions(Outputs):
         logger.warning(
             "Kafka transaction of %s aborted (%s); its batch will be handled again", tp, why
         )
-        self._aborted()
+        self._aborted(tp)
         # Dropping the producer aborts for us: the next one with this id ends (aborts)
         # whatever the dropped one left open on the broker.
         await self._drop(tp)

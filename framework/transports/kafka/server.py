@@ -57,7 +57,16 @@ from framework.transports.kafka._produce import Outputs, Producing, takes_kafka_
 from framework.transports.kafka._recovery import Recovery
 from framework.transports.kafka._replies import Replier
 from framework.transports.kafka._retry import RetryPolicy
+from framework.transports.kafka._state import WindowState
 from framework.transports.kafka._transactions import Transactions
+from framework.transports.kafka._windows import (
+    HoppingWindow,
+    Reducer,
+    SessionWindow,
+    TumblingWindow,
+    Window,
+    reducer_of,
+)
 from framework.transports.kafka.context import KafkaContext
 
 logger = logging.getLogger("framework.kafka")
@@ -81,6 +90,26 @@ def subscription_regex(patterns: Iterable[str]) -> str:
 
 def _context(inbound: Inbound) -> KafkaContext:
     return KafkaContext(inbound.raw)
+
+
+_WINDOWS = (TumblingWindow, HoppingWindow, SessionWindow)
+
+
+def _window_spec(handler: MessageHandler) -> tuple[Window, Reducer]:
+    """A window handler's window and reducer (decorator extras ``window=``,
+    ``aggregate=``), checked at start."""
+    extras, owner = handler.extras, handler.name
+    window = extras["window"]
+    if not isinstance(window, _WINDOWS):
+        raise ConfigurationError(
+            f"{owner}: window= takes a TumblingWindow, HoppingWindow or SessionWindow, "
+            f"not {window!r}"
+        )
+    if "emits" not in extras:
+        raise ConfigurationError(
+            f"{owner}: a window handler needs emits='topic' (where closed windows go)"
+        )
+    return window, reducer_of(extras.get("aggregate", "count"), owner)
 
 
 class KafkaTransport(Transport):
@@ -133,6 +162,9 @@ class KafkaTransport(Transport):
             the broker-side ``transaction_timeout_ms``.
         max_outputs: records one handler call may produce, at most (they are held in
             memory until the call succeeds); more fail the call.
+        max_windows: open windows one window handler (``window=``) holds per
+            partition, at most; a record that would open one more fails (and is
+            dead-lettered).
         create_topics: create missing topics for the served patterns, ``emits=`` topics
             and dead letters.
         topic_partitions: partitions of created topics (``None``: the broker default).
@@ -177,6 +209,7 @@ class KafkaTransport(Transport):
         transactional_id_prefix: str | None = None,
         transaction_timeout: float = 60.0,
         max_outputs: int = 10_000,
+        max_windows: int = 100_000,
         create_topics: bool = True,
         topic_partitions: int | None = None,
         replication_factor: int | None = None,
@@ -191,6 +224,7 @@ class KafkaTransport(Transport):
             ("max_streams", max_streams),
             ("commit_every", commit_every),
             ("max_outputs", max_outputs),
+            ("max_windows", max_windows),
         ):
             if number < 1:
                 raise ConfigurationError(f"KafkaTransport {label} must be at least 1, not {number}")
@@ -229,6 +263,8 @@ class KafkaTransport(Transport):
         )
         self.transaction_timeout = transaction_timeout
         self.max_outputs = max_outputs
+        self.max_windows = max_windows
+        self._state: WindowState | None = None
         self.aborted_transactions = 0
         """Transactions given up since start (each one's batch was handled again)."""
         self.create_topics = create_topics
@@ -256,6 +292,7 @@ class KafkaTransport(Transport):
         self._topics: TopicCreator | None = None
         self._lanes: Lanes | None = None
         self._outputs: Outputs | None = None
+        self._producing_: Producing | None = None
         self._replier: Replier | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
@@ -278,6 +315,7 @@ class KafkaTransport(Transport):
         emits: dict[MessageHandler, str] = {
             h: h.extras["emits"] for h in handlers if "emits" in h.extras
         }
+        windows = {h: _window_spec(h) for h in handlers if "window" in h.extras}
         dispatcher = Dispatcher(router, NAME, context=_context)
         self._topics = TopicCreator(
             self.bootstrap_servers,
@@ -296,7 +334,7 @@ class KafkaTransport(Transport):
                 await self._topics.ensure(sorted({*exact, *emits.values()}))
             if patterns:
                 self._consumer = self._make_consumer(patterns)
-            producing = self._producing(dispatcher, handlers, emits)
+            producing = self._producing(dispatcher, handlers, emits, windows)
             self._replier = Replier(
                 self._producer, max_streams=self.max_streams, stream_end_wait=self.stream_end_wait
             )
@@ -344,9 +382,26 @@ class KafkaTransport(Transport):
         dispatcher: Dispatcher,
         handlers: Sequence[MessageHandler],
         emits: dict[MessageHandler, str],
+        windows: dict[MessageHandler, tuple[Window, Reducer]],
     ) -> Producing | None:
         """What runs handlers that produce (``None``: none does, and no transactions)."""
         outputs: Outputs
+        if windows and self._consumer is not None:
+            consumer_options = {
+                k: v
+                for k, v in self._consumer_options.items()
+                if k not in ("auto_offset_reset", "isolation_level")
+            }
+            self._state = WindowState(
+                windows,
+                self._consumer,
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=self.group_id,
+                consumer_options=consumer_options,
+                admin_options=self._admin_options,
+                max_windows=self.max_windows,
+                timeout=self.start_timeout,
+            )
         if self.exactly_once and self._consumer is not None:
             outputs = Transactions(
                 self._consumer,
@@ -366,12 +421,16 @@ class KafkaTransport(Transport):
         else:
             return None
         self._outputs = outputs
-        return Producing(dispatcher, outputs, emits, max_outputs=self.max_outputs)
+        self._producing_ = Producing(
+            dispatcher, outputs, emits, max_outputs=self.max_outputs, state=self._state
+        )
+        return self._producing_
 
     async def _start_consumer(self, patterns: Sequence[str], records: Records) -> None:
         consumer = self._consumer
         await consumer.start()
         transactions = self._outputs if isinstance(self._outputs, Transactions) else None
+        producing = self._producing_
         lanes = self._lanes = Lanes(
             consumer,
             records.handle,
@@ -384,7 +443,7 @@ class KafkaTransport(Transport):
             start_timeout=self.start_timeout,
             commits=transactions is None,
             prepare=None if transactions is None else transactions.prepare,
-            release=None if transactions is None else transactions.release,
+            release=None if producing is None else producing.release,
         )
         if any(is_wildcard(p) for p in patterns):
             consumer.subscribe(pattern=subscription_regex(patterns), listener=lanes.listener())
@@ -441,7 +500,8 @@ class KafkaTransport(Transport):
     async def _close_clients(self) -> None:
         consumer, producer, topics = self._consumer, self._producer, self._topics
         self._consumer = self._producer = self._topics = None
-        self._lanes = self._replier = self._outputs = None
+        self._lanes = self._replier = self._outputs = self._producing_ = None
+        self._state = None
         self._fetch_task = self._commit_task = None
         await stop_quietly("KafkaTransport", consumer, producer, timeout=self.shutdown_timeout)
         if topics is not None:
@@ -456,8 +516,25 @@ class KafkaTransport(Transport):
     def _gave_up(self, handler: MessageHandler) -> None:
         self.host.events.dead_lettered(self, handler)
 
-    def _aborted(self) -> None:
+    def _aborted(self, tp: Any) -> None:
         self.aborted_transactions += 1
+        if self._state is not None:
+            # The changelog holds the committed state: rebuild from it before the
+            # batch is handled again.
+            self._state.drop([tp])
+
+    def window_stats(self) -> dict[str, int]:
+        """Window handlers' state: ``open_windows`` held in memory now,
+        ``windows_closed`` and ``late_records`` (dropped: their windows had closed)
+        since start. Zeros without window handlers."""
+        state = self._state
+        if state is None:
+            return {"open_windows": 0, "windows_closed": 0, "late_records": 0}
+        return {
+            "open_windows": state.size,
+            "windows_closed": state.windows_closed,
+            "late_records": state.late_records,
+        }
 
     # -- state -----------------------------------------------------------------------
 

@@ -1,13 +1,14 @@
 """A consume-transform-produce app for the exactly-once tests, run as a process.
 
-``python -m tests.transports.kafka.eos_app BOOTSTRAP IN OUT GROUP MODE``
+``python -m tests.transports.kafka.eos_app BOOTSTRAP IN OUT GROUP MODE [window]``
 
 Every ``{"id": n}`` read from IN is produced to OUT as ``{"id": n, "doubled": 2n}``,
-keyed like its input. MODE is ``eos`` (``exactly_once=True``) or ``alo`` (at least
-once). Offsets are committed rarely in ``alo`` mode (every 30 s or on a graceful
-stop), so a SIGKILL always replays what was produced since the last commit: the
-duplicates the ``eos`` mode must not have. Prints ``ready`` once serving; SIGTERM stops
-it gracefully.
+keyed like its input; with ``window``, records are counted per key in 1 s tumbling
+windows instead, and each closed window is produced to OUT. MODE is ``eos``
+(``exactly_once=True``) or ``alo`` (at least once). Offsets are committed rarely in
+``alo`` mode (every 30 s or on a graceful stop), so a SIGKILL always replays what was
+produced since the last commit: the duplicates the ``eos`` mode must not have. Prints
+``ready`` once serving; SIGTERM stops it gracefully.
 """
 
 # No ``from __future__ import annotations``: the local classes' hints must resolve.
@@ -17,7 +18,7 @@ import sys
 from typing import Any
 
 from framework import controller, create_app, event_pattern, module
-from framework.transports.kafka import KafkaTransport
+from framework.transports.kafka import KafkaTransport, TumblingWindow
 
 WORK = 0.0005
 """Seconds of work per record, so that kills land mid-stream."""
@@ -25,6 +26,7 @@ WORK = 0.0005
 
 def main() -> None:
     bootstrap, source, out, group, mode = sys.argv[1:6]
+    windowed = sys.argv[6:] == ["window"]
 
     @controller()
     class Doubler:
@@ -33,7 +35,14 @@ def main() -> None:
             await asyncio.sleep(WORK)
             return {"id": record["id"], "doubled": 2 * record["id"]}
 
-    @module(controllers=[Doubler])
+    @controller()
+    class Counter:
+        @event_pattern(source, emits=out, window=TumblingWindow(1.0))
+        async def count(self, record: dict[str, Any]) -> int:
+            await asyncio.sleep(WORK)
+            return 1
+
+    @module(controllers=[Counter if windowed else Doubler])
     class EosApp:
         pass
 

@@ -4,6 +4,7 @@ on the real broker: what a ``read_committed`` reader of the output topics sees."
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 
 from framework import controller, create_app, event_pattern, message_pattern, module
 from framework.exceptions import ConfigurationError
-from framework.transports.kafka import KafkaContext, KafkaRecord, KafkaTransport
+from framework.transports.kafka import KafkaContext, KafkaRecord, KafkaTransport, TumblingWindow
 from tests.timing import TIME_FACTOR
 
 pytestmark = pytest.mark.kafka
@@ -267,3 +268,75 @@ async def test_an_emits_handler_is_not_served_by_other_transports() -> None:
         with pytest.raises(Exception, match="no matching message handler"):
             await app.client.send("orders.emits", {"id": 1, "total": 1})
     assert seen == []
+
+
+async def produce_at(bootstrap: str, topic: str, *records: tuple[bytes, int, int]) -> None:
+    """Records (key, timestamp ms, partition) with a ``{"id": 0, "total": 1}`` value."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, ts, partition in records:
+            await producer.send_and_wait(
+                topic, b'{"id": 0, "total": 1}', key=key, timestamp_ms=ts, partition=partition
+            )
+    finally:
+        await producer.stop()
+
+
+@MODES
+async def test_a_tumbling_window_count_survives_a_restart_through_its_changelog(
+    kafka_bootstrap_servers: str, exactly_once: bool
+) -> None:
+    bootstrap, clicks, counts = kafka_bootstrap_servers, name("clicks"), name("counts")
+    base = 1_700_000_000_000  # ms, a window boundary
+
+    @controller()
+    class Counts:
+        @event_pattern(clicks, emits=counts, window=TumblingWindow(10, grace=1))
+        async def per_window(self, order: Order) -> int:
+            return 1
+
+        @event_pattern(clicks, emits=f"{counts}.sum", window=TumblingWindow(10), aggregate="sum")
+        async def totals(self, order: Order) -> float:
+            return order.total
+
+    @module(controllers=[Counts])
+    class App:
+        pass
+
+    group = name("g")
+
+    def server() -> KafkaTransport:
+        return transport(bootstrap, group_id=group, exactly_once=exactly_once)
+
+    first = server()
+    async with create_app(App, transports=[first]):
+        await produce_at(bootstrap, clicks, (b"a", base + 1000, 0), (b"b", base + 2000, 0))
+        await produce_at(bootstrap, clicks, (b"a", base + 9000, 0))
+        await wait_for(lambda: first.window_stats()["open_windows"] == 4)  # 2 keys x 2 handlers
+    second = server()  # a restart: the open windows come back from the changelog
+    async with create_app(App, transports=[second]):
+        await produce_at(
+            bootstrap,
+            clicks,
+            (b"a", base + 9500, 0),
+            (b"a", base + 12000, 0),  # stream time 12 s: [0, 10 s) closes after grace
+            (b"b", base + 3000, 0),  # late: its window closed at 11 s
+        )
+        out = await read_all(bootstrap, counts, 2)
+        sums = await read_all(bootstrap, f"{counts}.sum", 2)
+        await wait_for(lambda: second.window_stats()["late_records"] >= 1)
+        stats = second.window_stats()
+    assert sorted((r.key, json.loads(r.value)["value"]) for r in out) == [(b"a", 3), (b"b", 1)]
+    assert json.loads(out[0].value)["start"] == base
+    assert json.loads(out[0].value)["end"] == base + 10_000
+    assert sorted((r.key, json.loads(r.value)["value"]) for r in sums) == [(b"a", 3), (b"b", 1)]
+    assert stats["windows_closed"] == 4
+    assert stats["late_records"] == 2  # one per handler
+
+
+async def wait_for(condition: Any) -> None:
+    """Poll ``condition`` (transport counters, which have no event to await)."""
+    async with asyncio.timeout(LIMIT):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
