@@ -7,6 +7,7 @@
 - ``KafkaContext``: the record a handler is handling; ``send`` produces from it.
 - ``TumblingWindow``/``HoppingWindow``/``SessionWindow``: ``window=`` of a handler
   whose results are aggregated per key and emitted as each window closes.
+- ``KafkaTable``: a keyed table handlers read and write, rebuilt from a changelog.
 - ``KafkaRecord``: a result of an ``emits=`` handler with its own key, headers or topic.
 
 See docs/transports/kafka.md.
@@ -14,6 +15,7 @@ See docs/transports/kafka.md.
 
 from framework.transports.kafka._produce import KafkaRecord
 from framework.transports.kafka._retry import RetryPolicy
+from framework.transports.kafka._tables import KafkaTable
 from framework.transports.kafka._windows import HoppingWindow, SessionWindow, TumblingWindow
 from framework.transports.kafka.client import KafkaClient
 from framework.transports.kafka.context import KafkaContext
@@ -26,6 +28,7 @@ __all__ = [
     "KafkaContext",
     "KafkaRecord",
     "KafkaRelay",
+    "KafkaTable",
     "KafkaTransport",
     "RetryPolicy",
     "SessionWindow",

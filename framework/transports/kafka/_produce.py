@@ -21,10 +21,11 @@ from framework.exceptions import TransportError
 from framework.messaging.dispatch import Dispatcher, Inbound
 from framework.messaging.router import MessageHandler
 from framework.messaging.streams import close, is_stream, iterate
+from framework.transports.kafka import _tables as tables
 from framework.transports.kafka.wire import encode_headers, encode_value
 
 if TYPE_CHECKING:
-    from framework.transports.kafka._state import WindowState
+    from framework.transports.kafka._state import PartitionState
 
 logger = logging.getLogger("framework.kafka")
 
@@ -188,7 +189,7 @@ class Producing:
         outputs: where a successful call's outputs go.
         emits: the ``emits=`` topic of each handler that has one.
         max_outputs: records one handler call may produce, at most.
-        state: the stores of window handlers (``window=``), or ``None``.
+        state: the window stores and tables of the partitions, or ``None``.
     """
 
     def __init__(
@@ -198,7 +199,7 @@ class Producing:
         emits: Mapping[MessageHandler, str],
         *,
         max_outputs: int,
-        state: WindowState | None = None,
+        state: PartitionState | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self.outputs = outputs
@@ -226,6 +227,8 @@ class Producing:
         (no cost for handlers that do not)."""
         if handler in self._emits or takes_kafka_context(handler):
             return self.call
+        if self.state is not None and self.state.tables:
+            return self.call  # any handler may use a table
         return self._dispatcher.call
 
     async def call(self, handler: MessageHandler, inbound: Inbound) -> Any:
@@ -236,9 +239,12 @@ class Producing:
         if ctx is not None:
             ctx.outputs = collected  # type: ignore[attr-defined]
         changelog = self._changelogs.get(handler)
-        if changelog is not None:
-            assert self.state is not None
-            await self.state.ensure(inbound.source.tp, (handler,))  # (a dict lookup)
+        state, tp = self.state, inbound.source.tp
+        if state is not None:
+            # Rebuilt after a failed call's outputs (below): a dict lookup otherwise.
+            await state.ensure(tp, (handler,))
+        log: list[Any] = []
+        token = tables.current.set((tp, collected, log)) if state is not None else None
         try:
             result = await self._dispatcher.call(handler, inbound)
             topic = self._emits.get(handler)
@@ -256,18 +262,22 @@ class Producing:
                         await close(source)
                 else:
                     collected.result(topic, result)
+        except BaseException:
+            tables.undo(log)
+            raise
         finally:
             if ctx is not None:
                 ctx.outputs = None  # type: ignore[attr-defined]
+            if token is not None:
+                tables.current.reset(token)
         if collected:
-            tp = inbound.source.tp
             try:
                 await self.outputs.send(tp, record.offset, collected)
             except Exception:
-                if self.state is not None and handler in self._changelogs:
-                    # The store moved on but the changelog did not: rebuild it from the
+                if state is not None:
+                    # The state moved on but its changelog did not: rebuild it from the
                     # changelog before the retry.
-                    self.state.drop([tp])
+                    state.drop([tp])
                 raise
         return result
 

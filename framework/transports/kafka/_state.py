@@ -1,5 +1,6 @@
-"""Window handlers' state: a ``WindowStore`` per handler and input partition, backed by
-a compacted changelog topic.
+"""Stateful handlers' state: a ``WindowStore`` per window handler and input partition,
+and the ``KafkaTable`` dicts of each partition, each backed by a compacted changelog
+topic (tables: ``<group_id>-table-<name>-changelog``).
 
 Every change a store makes is produced to the handler's changelog topic
 (``<group_id>-<Controller>.<method>-changelog``, as many partitions as the input topic, input
@@ -24,6 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-
 
 from framework.exceptions import TransportError
 from framework.messaging.router import MessageHandler
+from framework.transports.kafka._tables import KafkaTable
 from framework.transports.kafka._windows import Reducer, Window, WindowStore
 
 logger = logging.getLogger("framework.kafka")
@@ -32,11 +34,12 @@ _TOPIC_EXISTS = 36
 _UNSAFE = re.compile(r"[^a-zA-Z0-9._-]")
 
 
-class WindowState:
-    """The stores of every window handler on every assigned partition.
+class PartitionState:
+    """The window stores and tables of every assigned partition.
 
     Args:
         specs: each window handler's window and reducer.
+        tables: the tables the transport serves.
         consumer: the group's consumer (partition counts of input topics).
         bootstrap_servers: the cluster.
         group_id: names the changelog topics.
@@ -49,6 +52,7 @@ class WindowState:
     def __init__(
         self,
         specs: Mapping[MessageHandler, tuple[Window, Reducer]],
+        tables: Iterable[KafkaTable],
         consumer: Any,
         *,
         bootstrap_servers: str | list[str],
@@ -59,6 +63,9 @@ class WindowState:
         timeout: float,
     ) -> None:
         self.specs = dict(specs)
+        self.tables = list(tables)
+        for table in self.tables:
+            table.changelog = _UNSAFE.sub("_", f"{group_id}-table-{table.name}-changelog")
         self._consumer = consumer
         self._bootstrap = bootstrap_servers
         self.group_id = group_id
@@ -83,8 +90,8 @@ class WindowState:
 
     @property
     def size(self) -> int:
-        """Open windows held in memory, over every handler and partition."""
-        return sum(len(s) for s in self._stores.values())
+        """Open windows and table keys held in memory, over every partition."""
+        return sum(len(s) for s in self._stores.values()) + sum(len(t) for t in self.tables)
 
     @property
     def late_records(self) -> int:
@@ -99,15 +106,19 @@ class WindowState:
     # -- partitions ------------------------------------------------------------------
 
     async def ensure(self, tp: Any, handlers: Iterable[MessageHandler]) -> None:
-        """Rebuild the stores of ``tp`` for ``handlers`` that have none yet."""
+        """Rebuild the tables of ``tp``, and its stores for ``handlers``, that are not
+        in memory."""
         missing = [h for h in handlers if h in self.specs and (h, tp) not in self._stores]
-        if not missing:
+        tables = [t for t in self.tables if not t._has(tp)]
+        if not missing and not tables:
             return
         async with asyncio.timeout(self.timeout):
+            for table in tables:
+                table._restore(tp, await self._read(table.changelog, tp))
             for handler in missing:
                 window, reducer = self.specs[handler]
                 store = WindowStore(window, reducer, max_windows=self.max_windows)
-                store.restore(await self._read(handler, tp))
+                store.restore(await self._read(self.changelog(handler), tp))
                 self._stores[(handler, tp)] = store
                 logger.info(
                     "Kafka window state of %s on %s rebuilt: %d open windows",
@@ -120,13 +131,19 @@ class WindowState:
         """Forget the stores of ``partitions`` (revoked, or their transaction aborted:
         the changelog has what was committed)."""
         gone = set(partitions)
+        for table in self.tables:
+            for tp in gone:
+                table._drop(tp)
         for key in [k for k in self._stores if k[1] in gone]:
             store = self._stores.pop(key)
             self.late += store.late
             self.closed += store.closed_count
 
-    async def _read(self, handler: MessageHandler, tp: Any) -> list[tuple[bytes, bytes | None]]:
-        topic = self.changelog(handler)
+    def clear(self) -> None:
+        """Forget every partition's state (the transport stopped)."""
+        self.drop({tp for _, tp in self._stores} | {tp for t in self.tables for tp in t._data})
+
+    async def _read(self, topic: str, tp: Any) -> list[tuple[bytes, bytes | None]]:
         partitions = self._consumer.partitions_for_topic(tp.topic) or {tp.partition}
         await self._create(topic, max(partitions) + 1)
         reader = AIOKafkaConsumer(

@@ -57,7 +57,8 @@ from framework.transports.kafka._produce import Outputs, Producing, takes_kafka_
 from framework.transports.kafka._recovery import Recovery
 from framework.transports.kafka._replies import Replier
 from framework.transports.kafka._retry import RetryPolicy
-from framework.transports.kafka._state import WindowState
+from framework.transports.kafka._state import PartitionState
+from framework.transports.kafka._tables import KafkaTable
 from framework.transports.kafka._transactions import Transactions
 from framework.transports.kafka._windows import (
     HoppingWindow,
@@ -165,6 +166,8 @@ class KafkaTransport(Transport):
         max_windows: open windows one window handler (``window=``) holds per
             partition, at most; a record that would open one more fails (and is
             dead-lettered).
+        tables: the ``KafkaTable`` s handlers use; each partition's part of them is
+            rebuilt from its changelog before the partition's first batch.
         create_topics: create missing topics for the served patterns, ``emits=`` topics
             and dead letters.
         topic_partitions: partitions of created topics (``None``: the broker default).
@@ -210,6 +213,7 @@ class KafkaTransport(Transport):
         transaction_timeout: float = 60.0,
         max_outputs: int = 10_000,
         max_windows: int = 100_000,
+        tables: Iterable[KafkaTable] = (),
         create_topics: bool = True,
         topic_partitions: int | None = None,
         replication_factor: int | None = None,
@@ -264,7 +268,8 @@ class KafkaTransport(Transport):
         self.transaction_timeout = transaction_timeout
         self.max_outputs = max_outputs
         self.max_windows = max_windows
-        self._state: WindowState | None = None
+        self.tables = list(tables)
+        self._state: PartitionState | None = None
         self.aborted_transactions = 0
         """Transactions given up since start (each one's batch was handled again)."""
         self.create_topics = create_topics
@@ -386,14 +391,15 @@ class KafkaTransport(Transport):
     ) -> Producing | None:
         """What runs handlers that produce (``None``: none does, and no transactions)."""
         outputs: Outputs
-        if windows and self._consumer is not None:
+        if (windows or self.tables) and self._consumer is not None:
             consumer_options = {
                 k: v
                 for k, v in self._consumer_options.items()
                 if k not in ("auto_offset_reset", "isolation_level")
             }
-            self._state = WindowState(
+            self._state = PartitionState(
                 windows,
+                self.tables,
                 self._consumer,
                 bootstrap_servers=self.bootstrap_servers,
                 group_id=self.group_id,
@@ -416,7 +422,7 @@ class KafkaTransport(Transport):
                 timeout=self.transaction_timeout,
                 aborted=self._aborted,
             )
-        elif emits or any(takes_kafka_context(h) for h in handlers):
+        elif emits or self._state is not None or any(takes_kafka_context(h) for h in handlers):
             outputs = Outputs(self._producer)
         else:
             return None
@@ -487,6 +493,8 @@ class KafkaTransport(Transport):
             await lanes.commit()
         if self._outputs is not None:
             await self._outputs.stop()
+        if self._state is not None:
+            self._state.clear()
         await self._close_clients()
 
     async def _cancel_tasks(self) -> None:
@@ -496,6 +504,8 @@ class KafkaTransport(Transport):
             await self._lanes.close()
         if self._outputs is not None:
             await self._outputs.stop()
+        if self._state is not None:
+            self._state.clear()
 
     async def _close_clients(self) -> None:
         consumer, producer, topics = self._consumer, self._producer, self._topics
@@ -524,14 +534,14 @@ class KafkaTransport(Transport):
             self._state.drop([tp])
 
     def window_stats(self) -> dict[str, int]:
-        """Window handlers' state: ``open_windows`` held in memory now,
-        ``windows_closed`` and ``late_records`` (dropped: their windows had closed)
-        since start. Zeros without window handlers."""
+        """Stateful handlers: ``state_size`` (open windows and table keys held in memory
+        now), ``windows_closed`` and ``late_records`` (dropped: their windows had
+        closed) since start. Zeros without window handlers or tables."""
         state = self._state
         if state is None:
-            return {"open_windows": 0, "windows_closed": 0, "late_records": 0}
+            return {"state_size": 0, "windows_closed": 0, "late_records": 0}
         return {
-            "open_windows": state.size,
+            "state_size": state.size,
             "windows_closed": state.windows_closed,
             "late_records": state.late_records,
         }

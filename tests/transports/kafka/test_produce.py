@@ -13,9 +13,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
-from framework import controller, create_app, event_pattern, message_pattern, module
-from framework.exceptions import ConfigurationError
-from framework.transports.kafka import KafkaContext, KafkaRecord, KafkaTransport, TumblingWindow
+from framework import Provider, controller, create_app, event_pattern, message_pattern, module
+from framework.exceptions import ConfigurationError, TransportError
+from framework.transports.kafka import (
+    KafkaContext,
+    KafkaRecord,
+    KafkaTable,
+    KafkaTransport,
+    TumblingWindow,
+)
 from tests.timing import TIME_FACTOR
 
 pytestmark = pytest.mark.kafka
@@ -313,7 +319,7 @@ async def test_a_tumbling_window_count_survives_a_restart_through_its_changelog(
     async with create_app(App, transports=[first]):
         await produce_at(bootstrap, clicks, (b"a", base + 1000, 0), (b"b", base + 2000, 0))
         await produce_at(bootstrap, clicks, (b"a", base + 9000, 0))
-        await wait_for(lambda: first.window_stats()["open_windows"] == 4)  # 2 keys x 2 handlers
+        await wait_for(lambda: first.window_stats()["state_size"] == 4)  # 2 keys x 2 handlers
     second = server()  # a restart: the open windows come back from the changelog
     async with create_app(App, transports=[second]):
         await produce_at(
@@ -340,3 +346,59 @@ async def wait_for(condition: Any) -> None:
     async with asyncio.timeout(LIMIT):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+class Balances(KafkaTable):
+    """A table as a provider of its own type (injected into the controller)."""
+
+    def __init__(self) -> None:
+        super().__init__("balances")
+
+
+@MODES
+async def test_a_keyed_table_survives_a_restart_and_a_failed_call_writes_nothing(
+    kafka_bootstrap_servers: str, exactly_once: bool
+) -> None:
+    bootstrap, payments, out = kafka_bootstrap_servers, name("payments"), name("balance")
+    table = Balances()
+    attempts: list[float] = []
+
+    @controller()
+    class Accounts:
+        def __init__(self, balances: Balances) -> None:
+            self.balances = balances
+
+        @event_pattern(payments, emits=out, max_retries=1, retry_backoff=0.01)
+        async def pay(self, order: Order, ctx: KafkaContext) -> float:
+            assert ctx.key is not None
+            balance = self.balances.get(ctx.key, 0.0) + order.total
+            self.balances.set(ctx.key, balance)
+            attempts.append(order.total)
+            if order.total == 13 and attempts.count(13) == 1:
+                raise RuntimeError("once")  # its set() is undone, then retried
+            return balance
+
+    @module(controllers=[Accounts], providers=[Provider(Balances, use_value=table)])
+    class App:
+        pass
+
+    group = name("g")
+
+    def server() -> KafkaTransport:
+        return transport(bootstrap, group_id=group, exactly_once=exactly_once, tables=[table])
+
+    async with create_app(App, transports=[server()]):
+        await produce(bootstrap, payments, (b"ann", b'{"id": 1, "total": 10}'))
+        await produce(bootstrap, payments, (b"bob", b'{"id": 2, "total": 1}'))
+        await read_all(bootstrap, out, 2, settle=0)
+    assert len(table) == 0  # dropped when its partitions were given up
+    async with create_app(App, transports=[server()]):  # rebuilt from the changelog
+        await produce(bootstrap, payments, (b"ann", b'{"id": 3, "total": 13}'))
+        found = await read_all(bootstrap, out, 3)
+    assert [(r.key, r.value) for r in found] == [
+        (b"ann", b"10.0"),
+        (b"bob", b"1.0"),
+        (b"ann", b"23.0"),
+    ]
+    with pytest.raises(TransportError, match="inside a Kafka handler call"):
+        table.get("ann")
