@@ -191,6 +191,9 @@ class MetricsCollector:
                 f"{p}_kafka_consumer_lag", "", labels=("group", "topic", "partition")
             ),
             CounterMetricFamily(f"{p}_kafka_transactions_aborted", "", labels=("group",)),
+            GaugeMetricFamily(f"{p}_kafka_state_size", "", labels=("group",)),
+            CounterMetricFamily(f"{p}_kafka_windows_closed", "", labels=("group",)),
+            CounterMetricFamily(f"{p}_kafka_late_records", "", labels=("group",)),
         ]
 
     def collect(self) -> Iterator[Any]:
@@ -261,7 +264,27 @@ class MetricsCollector:
             "Kafka transactions given up (exactly_once=True): each one's batch was handled again.",
             labels=("group",),
         )
+        state_size = GaugeMetricFamily(
+            f"{p}_kafka_state_size",
+            "Open windows and table keys held in memory (Kafka stateful handlers).",
+            labels=("group",),
+        )
+        windows_closed = CounterMetricFamily(
+            f"{p}_kafka_windows_closed", "Windows closed and emitted (Kafka).", labels=("group",)
+        )
+        late = CounterMetricFamily(
+            f"{p}_kafka_late_records",
+            "Records dropped as late: their windows had closed (Kafka).",
+            labels=("group",),
+        )
         for transport in m.transports:
+            stats = getattr(transport, "window_stats", None)
+            if callable(stats) and getattr(transport, "stateful", False):
+                of_group = [str(getattr(transport, "group_id", ""))]
+                numbers = stats()
+                state_size.add_metric(of_group, numbers["state_size"])
+                windows_closed.add_metric(of_group, numbers["windows_closed"])
+                late.add_metric(of_group, numbers["late_records"])
             # Connections as the transports report them (host.events): connection
             # transports report every open and close; the others never show up.
             connected = m.connections.get(transport.name)
@@ -279,6 +302,7 @@ class MetricsCollector:
         yield clients
         yield lag
         yield transactions
+        yield from (state_size, windows_closed, late)
 
 
 def _le(bound: float) -> str:

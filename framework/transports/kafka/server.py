@@ -533,6 +533,11 @@ class KafkaTransport(Transport):
             # batch is handled again.
             self._state.drop([tp])
 
+    @property
+    def stateful(self) -> bool:
+        """Window handlers or tables are served (and their state held) right now."""
+        return self._state is not None
+
     def window_stats(self) -> dict[str, int]:
         """Stateful handlers: ``state_size`` (open windows and table keys held in memory
         now), ``windows_closed`` and ``late_records`` (dropped: their windows had
