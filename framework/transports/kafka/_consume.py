@@ -125,8 +125,11 @@ class Records:
         handlers = route.events or ((route.message,) if route.message is not None else ())
         may_request = route.message is not None or not route.events
         single = handlers[0] if len(handlers) == 1 else None
+        producing = self._producing
         if single is not None and single.batch is not None and not may_request:
-            return await self._batched(lane, records, single)
+            if producing is None:
+                return await self._batched(lane, records, single)
+            return await self._batched_producing(lane, records, single, producing)
         decode = self._decoder(single) if single is not None else payload
         # A handler that reads no context never sees the Inbound, and nothing keeps it
         # past the record: one serves the whole batch (building one per record costs a
@@ -136,7 +139,6 @@ class Records:
             if single is not None and not single.needs_context
             else None
         )
-        producing = self._producing
         call: Call = self._dispatcher.call
         if producing is not None and single is not None:
             call = producing.caller(single)
@@ -185,6 +187,21 @@ class Records:
                 finished = await producing.outputs.finish(lane, records, finished)
         return finished
 
+    async def _batched_producing(
+        self, lane: Lane, records: list[Any], handler: MessageHandler, producing: Producing
+    ) -> int:
+        """``_batched`` between the outputs' ``begin`` and ``finish`` (exactly once: the
+        batch's dead letters and offset commit in one transaction)."""
+        finished = 0
+        try:
+            finished = await producing.begin(lane, records)
+            finished += await self._batched(lane, records[finished:], handler)
+        except Exception:
+            logger.exception("Kafka lane %s failed; replaying its unfinished records", lane.tp)
+        finally:
+            finished = await producing.outputs.finish(lane, records, finished)
+        return finished
+
     async def _batched(self, lane: Lane, records: list[Any], handler: MessageHandler) -> int:
         """A topic whose one handler takes batches: up to ``max_batch`` records of this
         fetch at a time. A record that does not validate is dead-lettered at once and
@@ -202,7 +219,7 @@ class Records:
             for index, record in enumerate(records):
                 if not lane.open:
                     return finished
-                inbound = Inbound(topic, None, None, record)
+                inbound = Inbound(topic, None, None, record, lane)
                 try:
                     value = record.value
                     inbound.payload = value if value and value[0] in _JSON_FIRST else decode(value)
