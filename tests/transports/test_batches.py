@@ -20,7 +20,8 @@ from framework import (
     module,
 )
 from tests.timing import TIME_FACTOR
-from tests.transports.kafka.test_kafka import committed, name, produce, read, transport
+from tests.transports.kafka.test_kafka import name, produce, read, transport
+from tests.transports.kafka.test_produce import committed
 
 WAIT = 10 * TIME_FACTOR
 
@@ -140,7 +141,7 @@ async def test_kafka_batches_a_fetch_and_dead_letters_the_bad_record(
     async with create_app(App, transports=[app_transport]):
         await asyncio.wait_for(done.wait(), WAIT)
         dead = await read(bootstrap, f"{topic}.dlq", 1)
-    assert await committed(bootstrap, group, topic) == 10  # in its transaction, with EOS
+    assert await committed(bootstrap, group, topic, 10) == 10  # in its transaction, with EOS
     assert [i for batch in seen for i in batch] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
     assert max(len(b) for b in seen) == 4 and all(len(b) <= 4 for b in seen)
     assert [dict(r.headers)["kafka_dlt-original-offset"] for r in dead] == [b"5"]

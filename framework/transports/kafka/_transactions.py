@@ -39,6 +39,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import ProducerFenced  # type: ignore[import-untyped]
 
+from framework.exceptions import TransportError
 from framework.transports.kafka._admin import stop_quietly
 from framework.transports.kafka._produce import Outputs
 
@@ -102,6 +103,10 @@ class Transactions(Outputs):
         self._txns: dict[Any, _Txn] = {}
         self._opening: dict[Any, asyncio.Task[_Txn]] = {}
         self._starts: dict[Any, int] = {}
+        # Partitions whose producer was fenced: another instance owns them now, and a
+        # new producer of ours would fence it in turn. Cleared when the group next
+        # assigns or revokes them.
+        self._fenced: set[Any] = set()
 
     def transactional_id(self, tp: Any) -> str:
         return f"{self.prefix}{tp.topic}-{tp.partition}"
@@ -111,6 +116,7 @@ class Transactions(Outputs):
     async def prepare(self, partitions: set[Any]) -> None:
         """As partitions are assigned: fence their earlier owners now rather than at
         the first batch (aiokafka may fetch before this runs: ``begin`` waits)."""
+        self._fenced.difference_update(partitions)
         opened = await asyncio.gather(
             *(self._ready(tp) for tp in partitions), return_exceptions=True
         )
@@ -122,6 +128,7 @@ class Transactions(Outputs):
         """After revoked partitions' lanes ended (their batches committed or not):
         stop their producers."""
         for tp in partitions:
+            self._fenced.discard(tp)
             task = self._opening.pop(tp, None)
             if task is not None:
                 task.cancel()
@@ -180,6 +187,8 @@ class Transactions(Outputs):
         fetched from a position read before that (aiokafka fetches while the
         assignment is still being prepared) may be ones whose outputs the earlier
         owner's last transaction committed: they are skipped, as finished."""
+        if lane.tp in self._fenced:
+            raise TransportError(f"{lane.tp} was fenced: waiting for the group to take it")
         await self._ready(lane.tp)
         start = self._starts.get(lane.tp)
         if start is None:
@@ -226,6 +235,7 @@ class Transactions(Outputs):
             )
             with contextlib.suppress(Exception):
                 self._consumer.pause(tp)
+            self._fenced.add(tp)
             await self._abort(tp, "it was fenced")
             return 0
         except Exception as exc:  # KafkaError, TimeoutError, aiokafka's state errors

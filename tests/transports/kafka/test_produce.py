@@ -4,6 +4,7 @@ on the real broker: what a ``read_committed`` reader of the output topics sees."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -83,11 +84,18 @@ async def read_all(bootstrap: str, topic: str, count: int, *, settle: float = 0.
     return found
 
 
-async def committed(bootstrap: str, group: str, topic: str) -> int | None:
+async def committed(bootstrap: str, group: str, topic: str, expected: int) -> int | None:
+    """The group's committed offset of partition 0 once it is ``expected`` (or whatever
+    it is after the time limit). A transaction's offsets show only once the broker has
+    written its commit markers, a moment after ``commit_transaction`` returned."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
+    result: int | None = None
     try:
-        result: int | None = await consumer.committed(TopicPartition(topic, 0))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LIMIT):
+                while (result := await consumer.committed(TopicPartition(topic, 0))) != expected:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
         return result
     finally:
         await consumer.stop()
@@ -144,7 +152,7 @@ async def test_emits_produces_each_result_keyed_by_the_input(
     assert sorted((r.key, r.value) for r in items) == sorted(
         [(b"k1", b"0"), (b"k2", b"0"), (b"k2", b"1"), (b"k3", b"0"), (b"k3", b"1"), (b"k3", b"2")]
     )
-    assert await committed(bootstrap, group, orders) == 3
+    assert await committed(bootstrap, group, orders, 3) == 3
 
 
 @MODES
@@ -189,7 +197,7 @@ async def test_a_failed_attempt_produces_nothing_and_a_poison_record_is_dead_let
         (b"e", b'{"id":3,"attempt":1}'),
     ]
     assert [dict(r.headers)["kafka_dlt-original-offset"] for r in dead] == [b"2", b"3"]
-    assert await committed(bootstrap, group, orders) == 5
+    assert await committed(bootstrap, group, orders, 5) == 5
     assert server.aborted_transactions == 0
 
 
