@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from framework.di.hints import capture_locals
 from framework.exceptions import ConfigurationError
-from framework.messaging._patterns import validate_pattern
+from framework.messaging._patterns import is_wildcard, validate_pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -61,13 +61,20 @@ def _pattern_decorator(
     batch: BatchOptions | None = None,
 ) -> Callable[[F], F]:
     validate_pattern(pattern)
-    meta = PatternMeta(
-        kind,
-        pattern,
-        frozenset(transports) if transports is not None else None,
-        tuple(sorted(extras.items())),
-        batch,
-    )
+    served = frozenset(transports) if transports is not None else None
+    if batch is not None and "emits" in extras:
+        raise ConfigurationError(
+            f"@event_pattern({pattern!r}): emits= is not for batch handlers; produce with "
+            "a handler per record, or from the batch handler with a KafkaClient"
+        )
+    if "window" in extras and "emits" not in extras:
+        raise ConfigurationError(
+            f"@event_pattern({pattern!r}, window=...): a window handler needs "
+            "emits='topic', where its closed windows go"
+        )
+    if "emits" in extras:
+        served = _emitting(kind, pattern, served, extras["emits"])
+    meta = PatternMeta(kind, pattern, served, tuple(sorted(extras.items())), batch)
 
     def decorate(fn: F) -> F:
         _add_handler(fn, meta)
@@ -75,6 +82,33 @@ def _pattern_decorator(
         return fn
 
     return decorate
+
+
+EMITS_TRANSPORTS = frozenset({"kafka"})
+"""The transports that produce an ``emits=`` handler's results (a topic to write to)."""
+
+
+def _emitting(
+    kind: str, pattern: str, transports: frozenset[str] | None, topic: Any
+) -> frozenset[str]:
+    """The transports of an ``emits=`` handler: Kafka only (other transports have no
+    topic to write the results to), checked here so a mistake fails at import."""
+    where = f"@event_pattern({pattern!r}, emits={topic!r})"
+    if kind != "event":
+        raise ConfigurationError(
+            f"{where}: emits= is for event handlers; a request handler's result is its reply"
+        )
+    if not isinstance(topic, str) or not topic or is_wildcard(topic):
+        raise ConfigurationError(f"{where}: emits= takes one topic name (no wildcards)")
+    if transports is None:
+        return EMITS_TRANSPORTS
+    if not transports <= EMITS_TRANSPORTS:
+        others = ", ".join(sorted(transports - EMITS_TRANSPORTS))
+        raise ConfigurationError(
+            f"{where}: only the Kafka transport produces results to a topic, not {others}; "
+            "drop them from transports= (or write a second handler for them without emits=)"
+        )
+    return transports
 
 
 def message_pattern(
@@ -105,13 +139,26 @@ def event_pattern(
 ) -> Callable[[F], F]:
     """Declare a fire-and-forget handler; several handlers may share a pattern.
 
-    Arguments as for ``message_pattern``; the return value is ignored. With
+    Arguments as for ``message_pattern``; the return value is ignored (but see
+    ``emits=`` below). With
     ``batch=True`` the handler's payload parameter is a ``list[T]`` and it gets events in
     batches: up to ``max_batch`` events, each validated as a ``T`` on its own (one that
     fails takes the transport's error path, the others stay in the batch), handled
     ``max_wait`` seconds after the batch's first event at the latest. The memory and
     Kafka transports batch (Kafka: from one fetch of one partition); other transports
     call the handler with a batch of one.
+
+    With the Kafka extra ``emits="topic"``, each result (each item, when the handler returns
+    an async iterator; nothing for ``None``) is produced to that topic, keyed by the
+    input record's key unless the result is a ``KafkaRecord`` saying otherwise. An
+    ``emits=`` handler is served on Kafka only (``transports`` defaults to
+    ``["kafka"]``; naming another transport raises ``ConfigurationError``).
+
+    With ``window=TumblingWindow(...)`` (or ``HoppingWindow``, ``SessionWindow``) and
+    ``aggregate="count"`` (default), ``"sum"`` or a reducer ``(aggregate, value) ->
+    aggregate``, the results are folded per record key into event-time windows instead,
+    and each window is produced to the ``emits=`` topic when it closes
+    (docs/kafka-exactly-once.md).
     """
     options = None
     if batch:

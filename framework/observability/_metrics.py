@@ -190,6 +190,10 @@ class MetricsCollector:
             GaugeMetricFamily(
                 f"{p}_kafka_consumer_lag", "", labels=("group", "topic", "partition")
             ),
+            CounterMetricFamily(f"{p}_kafka_transactions_aborted", "", labels=("group",)),
+            GaugeMetricFamily(f"{p}_kafka_state_size", "", labels=("group",)),
+            CounterMetricFamily(f"{p}_kafka_windows_closed", "", labels=("group",)),
+            CounterMetricFamily(f"{p}_kafka_late_records", "", labels=("group",)),
         ]
 
     def collect(self) -> Iterator[Any]:
@@ -255,13 +259,41 @@ class MetricsCollector:
             "last fetch minus the offset after the last handled record.",
             labels=("group", "topic", "partition"),
         )
+        transactions = CounterMetricFamily(
+            f"{p}_kafka_transactions_aborted",
+            "Kafka transactions given up (exactly_once=True): each one's batch was handled again.",
+            labels=("group",),
+        )
+        state_size = GaugeMetricFamily(
+            f"{p}_kafka_state_size",
+            "Open windows and table keys held in memory (Kafka stateful handlers).",
+            labels=("group",),
+        )
+        windows_closed = CounterMetricFamily(
+            f"{p}_kafka_windows_closed", "Windows closed and emitted (Kafka).", labels=("group",)
+        )
+        late = CounterMetricFamily(
+            f"{p}_kafka_late_records",
+            "Records dropped as late: their windows had closed (Kafka).",
+            labels=("group",),
+        )
         for transport in m.transports:
+            stats = getattr(transport, "window_stats", None)
+            if callable(stats) and getattr(transport, "stateful", False):
+                of_group = [str(getattr(transport, "group_id", ""))]
+                numbers = stats()
+                state_size.add_metric(of_group, numbers["state_size"])
+                windows_closed.add_metric(of_group, numbers["windows_closed"])
+                late.add_metric(of_group, numbers["late_records"])
             # Connections as the transports report them (host.events): connection
             # transports report every open and close; the others never show up.
             connected = m.connections.get(transport.name)
             if connected is not None and transport.name not in counted:
                 counted.add(transport.name)
                 clients.add_metric([transport.name], connected)
+            aborted = getattr(transport, "aborted_transactions", None)
+            if isinstance(aborted, int) and getattr(transport, "exactly_once", False):
+                transactions.add_metric([str(getattr(transport, "group_id", ""))], aborted)
             partition_lag = getattr(transport, "lag", None)
             if callable(partition_lag):
                 group = str(getattr(transport, "group_id", ""))
@@ -269,6 +301,8 @@ class MetricsCollector:
                     lag.add_metric([group, topic, str(partition)], behind)
         yield clients
         yield lag
+        yield transactions
+        yield from (state_size, windows_closed, late)
 
 
 def _le(bound: float) -> str:

@@ -177,3 +177,52 @@ async def test_readiness_retries_dead_letters_and_lag(kafka_bootstrap_servers: s
         slow = {"transport": "kafka", "pattern": slow_topic, "handler": Work.slow.__qualname__}
         assert sample(text, "framework_messages_handled_total", **slow) == 3
         assert sample(text, "framework_handler_duration_seconds_count", **slow) == 3
+
+
+async def test_window_state_and_late_records_are_metrics(kafka_bootstrap_servers: str) -> None:
+    from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+
+    from framework.transports.kafka import TumblingWindow
+
+    prometheus = pytest.importorskip("prometheus_client")
+    topic = f"obs.win.{uuid.uuid4().hex[:8]}"
+    counted = asyncio.Event()
+
+    @controller()
+    class Windows:
+        @event_pattern(topic, emits=f"{topic}.out", window=TumblingWindow(10))
+        async def count(self, n: int) -> int:
+            counted.set()
+            return n
+
+    @module(controllers=[Windows])
+    class WindowsModule:
+        pass
+
+    bootstrap = kafka_bootstrap_servers
+    transport = _transport(bootstrap, auto_offset_reset="earliest")
+    app = create_app(
+        WindowsModule,
+        transports=[transport],
+        observability=Observability(
+            metrics_path="/metrics", registry=prometheus.CollectorRegistry()
+        ),
+    )
+    base = 1_700_000_000_000
+    async with app, _http(app) as http:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for ts in (base, base + 20_000, base + 1):  # the last one is late
+                await producer.send_and_wait(topic, b"1", key=b"k", timestamp_ms=ts)
+        finally:
+            await producer.stop()
+        group = {"group": transport.group_id}
+        async with asyncio.timeout(LIMIT):
+            while transport.window_stats()["late_records"] < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        text = (await http.get("/metrics")).text
+    assert counted.is_set()
+    assert sample(text, "framework_kafka_windows_closed_total", **group) == 1
+    assert sample(text, "framework_kafka_late_records_total", **group) == 1
+    assert sample(text, "framework_kafka_state_size", **group) == 1

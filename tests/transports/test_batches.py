@@ -21,6 +21,7 @@ from framework import (
 )
 from tests.timing import TIME_FACTOR
 from tests.transports.kafka.test_kafka import name, produce, read, transport
+from tests.transports.kafka.test_produce import committed
 
 WAIT = 10 * TIME_FACTOR
 
@@ -109,8 +110,9 @@ async def test_a_batch_handler_takes_only_a_list() -> None:
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "eos"])
 async def test_kafka_batches_a_fetch_and_dead_letters_the_bad_record(
-    kafka_bootstrap_servers: str,
+    kafka_bootstrap_servers: str, exactly_once: bool
 ) -> None:
     bootstrap = kafka_bootstrap_servers
     topic = name("batch")
@@ -132,10 +134,14 @@ async def test_kafka_batches_a_fetch_and_dead_letters_the_bad_record(
     # Produced before the consumer starts: its first fetch holds all ten.
     values = [b'{"id": "x"}' if i == 5 else b'{"id": %d}' % i for i in range(10)]
     await produce(bootstrap, topic, *((v, []) for v in values))
-    app_transport = transport(bootstrap, auto_offset_reset="earliest")
+    group = name("g")
+    app_transport = transport(
+        bootstrap, auto_offset_reset="earliest", group_id=group, exactly_once=exactly_once
+    )
     async with create_app(App, transports=[app_transport]):
         await asyncio.wait_for(done.wait(), WAIT)
         dead = await read(bootstrap, f"{topic}.dlq", 1)
+    assert await committed(bootstrap, group, topic, 10) == 10  # in its transaction, with EOS
     assert [i for batch in seen for i in batch] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
     assert max(len(b) for b in seen) == 4 and all(len(b) <= 4 for b in seen)
     assert [dict(r.headers)["kafka_dlt-original-offset"] for r in dead] == [b"5"]

@@ -4,15 +4,33 @@
   at least once, with retries and a dead-letter topic.
 - ``KafkaClient``: a ``ClientProxy`` for ``send``/``stream``/``emit``.
 - ``KafkaRelay``: carry ``app.publish`` events to every instance.
-- ``KafkaContext``: the record a handler is handling.
+- ``KafkaContext``: the record a handler is handling; ``send`` produces from it.
+- ``TumblingWindow``/``HoppingWindow``/``SessionWindow``: ``window=`` of a handler
+  whose results are aggregated per key and emitted as each window closes.
+- ``KafkaTable``: a keyed table handlers read and write, rebuilt from a changelog.
+- ``KafkaRecord``: a result of an ``emits=`` handler with its own key, headers or topic.
 
 See docs/transports/kafka.md.
 """
 
+from framework.transports.kafka._produce import KafkaRecord
 from framework.transports.kafka._retry import RetryPolicy
+from framework.transports.kafka._tables import KafkaTable
+from framework.transports.kafka._windows import HoppingWindow, SessionWindow, TumblingWindow
 from framework.transports.kafka.client import KafkaClient
 from framework.transports.kafka.context import KafkaContext
 from framework.transports.kafka.relay import KafkaRelay
 from framework.transports.kafka.server import KafkaTransport
 
-__all__ = ["KafkaClient", "KafkaContext", "KafkaRelay", "KafkaTransport", "RetryPolicy"]
+__all__ = [
+    "HoppingWindow",
+    "KafkaClient",
+    "KafkaContext",
+    "KafkaRecord",
+    "KafkaRelay",
+    "KafkaTable",
+    "KafkaTransport",
+    "RetryPolicy",
+    "SessionWindow",
+    "TumblingWindow",
+]

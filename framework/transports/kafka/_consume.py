@@ -14,6 +14,7 @@ from framework.messaging.dispatch import Dispatcher, Failure, Inbound, Route
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler
 from framework.transports.kafka._lanes import Lane, Lanes
+from framework.transports.kafka._produce import Call, Producing
 from framework.transports.kafka._recovery import Recovery
 from framework.transports.kafka._replies import Replier
 from framework.transports.kafka.wire import RequestInfo, payload, request_info
@@ -94,6 +95,9 @@ class Records:
         replier: writes the replies of requests.
         takes_bytes: handlers whose payload is typed ``bytes``: they get the record
             value untouched (others get it by NestJS's parser rules, ``wire.payload``).
+        producing: runs the handlers that produce and ends each batch's outputs (waits
+            for their acks, or commits their transaction); ``None`` when no handler
+            produces and there are no transactions.
     """
 
     def __init__(
@@ -102,11 +106,13 @@ class Records:
         recovery: Recovery,
         replier: Replier,
         takes_bytes: frozenset[MessageHandler] = frozenset(),
+        producing: Producing | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._recovery = recovery
         self._replier = replier
         self._takes_bytes = takes_bytes
+        self._producing = producing
 
     def _decoder(self, handler: MessageHandler) -> Decoder:
         return _raw if handler in self._takes_bytes else payload
@@ -119,18 +125,31 @@ class Records:
         handlers = route.events or ((route.message,) if route.message is not None else ())
         may_request = route.message is not None or not route.events
         single = handlers[0] if len(handlers) == 1 else None
+        producing = self._producing
         if single is not None and single.batch is not None and not may_request:
-            return await self._batched(lane, records, single)
+            if producing is None:
+                return await self._batched(lane, records, single)
+            return await self._batched_producing(lane, records, single, producing)
         decode = self._decoder(single) if single is not None else payload
         # A handler that reads no context never sees the Inbound, and nothing keeps it
         # past the record: one serves the whole batch (building one per record costs a
         # tenth of a small record's validation).
-        shared = Inbound(topic, None) if single is not None and not single.needs_context else None
-        call = self._dispatcher.call
+        shared = (
+            Inbound(topic, None, None, None, lane)
+            if single is not None and not single.needs_context
+            else None
+        )
+        call: Call = self._dispatcher.call
+        if producing is not None and single is not None:
+            call = producing.caller(single)
         recover = self._recovery.recover
         finished = 0  # records[:finished] are done
+        todo = records
         try:
-            for record in records:
+            if producing is not None:
+                finished = await producing.begin(lane, records)
+                todo = records[finished:] if finished else records
+            for record in todo:
                 if not lane.open:
                     break
                 if may_request:
@@ -141,7 +160,7 @@ class Records:
                         finished += 1
                         continue
                 if shared is None:
-                    inbound = Inbound(topic, None, None, record)
+                    inbound = Inbound(topic, None, None, record, lane)
                 else:
                     inbound = shared
                     inbound.raw = record
@@ -164,6 +183,23 @@ class Records:
         finally:
             if lane.acks:
                 await self._replier.settle(lane)
+            if producing is not None:
+                finished = await producing.outputs.finish(lane, records, finished)
+        return finished
+
+    async def _batched_producing(
+        self, lane: Lane, records: list[Any], handler: MessageHandler, producing: Producing
+    ) -> int:
+        """``_batched`` between the outputs' ``begin`` and ``finish`` (exactly once: the
+        batch's dead letters and offset commit in one transaction)."""
+        finished = 0
+        try:
+            finished = await producing.begin(lane, records)
+            finished += await self._batched(lane, records[finished:], handler)
+        except Exception:
+            logger.exception("Kafka lane %s failed; replaying its unfinished records", lane.tp)
+        finally:
+            finished = await producing.outputs.finish(lane, records, finished)
         return finished
 
     async def _batched(self, lane: Lane, records: list[Any], handler: MessageHandler) -> int:
@@ -183,7 +219,7 @@ class Records:
             for index, record in enumerate(records):
                 if not lane.open:
                     return finished
-                inbound = Inbound(topic, None, None, record)
+                inbound = Inbound(topic, None, None, record, lane)
                 try:
                     value = record.value
                     inbound.payload = value if value and value[0] in _JSON_FIRST else decode(value)
@@ -241,10 +277,14 @@ class Records:
             logger.warning("No Kafka handler for topic %r; record skipped", inbound.pattern)
             return True
         value = inbound.raw.value
+        producing = self._producing
         for handler in handlers:
             try:
                 inbound.payload = self._decoder(handler)(value)
-                await self._dispatcher.call(handler, inbound)
+                if producing is None:
+                    await self._dispatcher.call(handler, inbound)
+                else:
+                    await producing.caller(handler)(handler, inbound)
             except Exception as exc:
                 if not await self._recovery.recover(lane, inbound, handler, exc):
                     return False
@@ -252,7 +292,7 @@ class Records:
 
     async def _request(self, lane: Lane, record: Any, info: RequestInfo, route: Route) -> None:
         handler = route.message
-        inbound = Inbound(record.topic, None, None, record)
+        inbound = Inbound(record.topic, None, None, record, lane)
         if handler is None:
             outcome = await self._dispatcher.request(inbound, route)  # NOT_FOUND
         else:

@@ -26,6 +26,10 @@ from framework.transports.kafka._offsets import OffsetTracker
 
 logger = logging.getLogger("framework.kafka")
 
+PartitionsHook = Callable[[set[Any]], Awaitable[None]]
+"""Told of partitions as they are assigned (before their lanes open) or revoked (after
+their lanes ended)."""
+
 BatchHandler = Callable[["Lane", list[Any]], Awaitable[int]]
 """Handles a lane's batch in offset order; returns how many records, from the first,
 are finished (fewer than all only when the lane closed or a bug stopped the batch)."""
@@ -75,7 +79,10 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.lanes.revoked(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.lanes.assigned(set(assigned))
+        partitions = set(assigned)
+        if self.lanes.prepare is not None:
+            await self.lanes.prepare(partitions)
+        self.lanes.assigned(partitions)
 
 
 class Lanes:
@@ -94,6 +101,11 @@ class Lanes:
         shutdown_timeout: seconds a revocation or ``close`` waits for running batches
             before cancelling them.
         start_timeout: seconds the positions of newly assigned partitions may take.
+        commits: commit the watermarks through the consumer; ``False`` when the batch
+            handler commits offsets itself (in its transactions): the watermarks then
+            only measure lag.
+        prepare: awaited with newly assigned partitions before their lanes open.
+        release: awaited with revoked partitions once their lanes ended.
 
     Raises:
         ConfigurationError: a limit below 1, or a non-positive interval.
@@ -111,6 +123,9 @@ class Lanes:
         max_pending_batches: int = 2,
         shutdown_timeout: float = 30.0,
         start_timeout: float = 30.0,
+        commits: bool = True,
+        prepare: PartitionsHook | None = None,
+        release: PartitionsHook | None = None,
     ) -> None:
         if max_concurrency < 1 or max_pending_batches < 1:
             raise ConfigurationError("max_concurrency and max_pending_batches must be at least 1")
@@ -124,6 +139,9 @@ class Lanes:
         self.max_pending_batches = max_pending_batches
         self.shutdown_timeout = shutdown_timeout
         self.start_timeout = start_timeout
+        self.commits = commits
+        self.prepare = prepare
+        self.release = release
         self.ready = asyncio.Event()
         """Set once the first assignment's positions are known."""
         self._lanes: dict[Any, Lane] = {}
@@ -261,6 +279,8 @@ class Lanes:
         if partitions:
             await self.commit(partitions)
             self.tracker.forget(partitions)
+            if self.release is not None:
+                await self.release(partitions)
 
     async def close(self) -> None:
         """Stop every lane after the record in hand (up to ``shutdown_timeout``, then
@@ -293,6 +313,8 @@ class Lanes:
         consumer = self._consumer
         async with self._commit_lock:
             offsets = self.tracker.take(partitions)
+            if not self.commits:
+                return
             assigned = consumer.assignment()
             offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
             if not offsets:

@@ -15,6 +15,7 @@ from framework.messaging.dispatch import Dispatcher, Inbound
 from framework.messaging.router import MessageHandler
 from framework.transports.kafka._admin import TopicCreator
 from framework.transports.kafka._lanes import Lane
+from framework.transports.kafka._produce import Producing
 from framework.transports.kafka._retry import RetryPolicy, is_poison
 from framework.transports.kafka.wire import dead_letter_headers
 
@@ -40,6 +41,8 @@ class Recovery:
         topics: creates dead-letter topics before the first write (``None``: never).
         retried: told before each retry of a handler.
         gave_up: told when a record is given up (dead-lettered or dropped).
+        producing: runs retries of handlers that produce, and gives the producer of
+            dead letters (in exactly-once mode, the partition's transaction).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Recovery:
         topics: TopicCreator | None = None,
         retried: Callable[[MessageHandler], None] = _ignore,
         gave_up: Callable[[MessageHandler], None] = _ignore,
+        producing: Producing | None = None,
     ) -> None:
         self._dispatcher = dispatcher
         self._producer = producer
@@ -62,6 +66,7 @@ class Recovery:
         self._topics = topics
         self._retried = retried
         self._gave_up = gave_up
+        self.producing = producing
 
     async def recover(
         self, lane: Lane, inbound: Inbound, handler: MessageHandler, exc: Exception
@@ -94,7 +99,10 @@ class Recovery:
                 attempts += 1
                 self._retried(handler)
                 try:
-                    await self._dispatcher.call(handler, inbound)
+                    if self.producing is None:
+                        await self._dispatcher.call(handler, inbound)
+                    else:
+                        await self.producing.caller(handler)(handler, inbound)
                     return True
                 except Exception as again:
                     exc = again
@@ -151,10 +159,15 @@ class Recovery:
                         await self._topics.ensure([topic])
                 # aiokafka refuses a record without key and value; Kafka does not.
                 key = b"" if record.key is None and record.value is None else record.key
-                ack = await self._producer.send(topic, record.value, key=key, headers=headers)
+                producer = self._producer
+                if self.producing is not None:
+                    producer = await self.producing.outputs.producer(lane.tp)
+                ack = await producer.send(topic, record.value, key=key, headers=headers)
                 await ack
                 return True
             except KafkaError as err:
+                if self.producing is not None and self.producing.outputs.transactional:
+                    raise  # the transaction cannot commit now: the batch is aborted
                 if not err.retriable:
                     logger.error("Cannot dead-letter %s@%d: %r; dropped", topic, record.offset, err)
                     return True

@@ -53,9 +53,21 @@ from framework.transports.kafka._admin import (
 )
 from framework.transports.kafka._consume import NAME, Records, fetch
 from framework.transports.kafka._lanes import Lanes
+from framework.transports.kafka._produce import Outputs, Producing, takes_kafka_context
 from framework.transports.kafka._recovery import Recovery
 from framework.transports.kafka._replies import Replier
 from framework.transports.kafka._retry import RetryPolicy
+from framework.transports.kafka._state import PartitionState
+from framework.transports.kafka._tables import KafkaTable
+from framework.transports.kafka._transactions import Transactions
+from framework.transports.kafka._windows import (
+    HoppingWindow,
+    Reducer,
+    SessionWindow,
+    TumblingWindow,
+    Window,
+    reducer_of,
+)
 from framework.transports.kafka.context import KafkaContext
 
 logger = logging.getLogger("framework.kafka")
@@ -79,6 +91,26 @@ def subscription_regex(patterns: Iterable[str]) -> str:
 
 def _context(inbound: Inbound) -> KafkaContext:
     return KafkaContext(inbound.raw)
+
+
+_WINDOWS = (TumblingWindow, HoppingWindow, SessionWindow)
+
+
+def _window_spec(handler: MessageHandler) -> tuple[Window, Reducer]:
+    """A window handler's window and reducer (decorator extras ``window=``,
+    ``aggregate=``), checked at start."""
+    extras, owner = handler.extras, handler.name
+    window = extras["window"]
+    if not isinstance(window, _WINDOWS):
+        raise ConfigurationError(
+            f"{owner}: window= takes a TumblingWindow, HoppingWindow or SessionWindow, "
+            f"not {window!r}"
+        )
+    if "emits" not in extras:
+        raise ConfigurationError(
+            f"{owner}: a window handler needs emits='topic' (where closed windows go)"
+        )
+    return window, reducer_of(extras.get("aggregate", "count"), owner)
 
 
 class KafkaTransport(Transport):
@@ -118,7 +150,26 @@ class KafkaTransport(Transport):
         shutdown_timeout: seconds ``stop`` (and a revocation) waits for in-flight
             handlers and streams before cancelling them.
         start_timeout: seconds ``start`` waits for the group to assign partitions.
-        create_topics: create missing topics for the served patterns and dead letters.
+        exactly_once: each partition batch's outputs (``emits=`` results, ``ctx.send``
+            records), dead letters and offset commit go in one Kafka transaction, so a
+            crash or rebalance neither loses nor repeats an output for
+            ``read_committed`` readers (docs/kafka-exactly-once.md). Costs one
+            transactional producer per assigned partition and a transaction per batch.
+            Replies to requests stay outside transactions.
+        transactional_id_prefix: transactional ids are ``<prefix><topic>-<partition>``;
+            ``None`` means ``"<group_id>-"``. Keep it stable across restarts and unique
+            per application: it is what fences a previous owner of a partition.
+        transaction_timeout: seconds a transaction may take (each batch's commit); also
+            the broker-side ``transaction_timeout_ms``.
+        max_outputs: records one handler call may produce, at most (they are held in
+            memory until the call succeeds); more fail the call.
+        max_windows: open windows one window handler (``window=``) holds per
+            partition, at most; a record that would open one more fails (and is
+            dead-lettered).
+        tables: the ``KafkaTable`` s handlers use; each partition's part of them is
+            rebuilt from its changelog before the partition's first batch.
+        create_topics: create missing topics for the served patterns, ``emits=`` topics
+            and dead letters.
         topic_partitions: partitions of created topics (``None``: the broker default).
         replication_factor: replicas of created topics (``None``: the broker default).
         consumer_options: extra ``AIOKafkaConsumer`` options.
@@ -157,6 +208,12 @@ class KafkaTransport(Transport):
         stream_end_wait: float = 0.01,
         shutdown_timeout: float = 30.0,
         start_timeout: float = 30.0,
+        exactly_once: bool = False,
+        transactional_id_prefix: str | None = None,
+        transaction_timeout: float = 60.0,
+        max_outputs: int = 10_000,
+        max_windows: int = 100_000,
+        tables: Iterable[KafkaTable] = (),
         create_topics: bool = True,
         topic_partitions: int | None = None,
         replication_factor: int | None = None,
@@ -170,6 +227,8 @@ class KafkaTransport(Transport):
             ("max_concurrency", max_concurrency),
             ("max_streams", max_streams),
             ("commit_every", commit_every),
+            ("max_outputs", max_outputs),
+            ("max_windows", max_windows),
         ):
             if number < 1:
                 raise ConfigurationError(f"KafkaTransport {label} must be at least 1, not {number}")
@@ -198,12 +257,29 @@ class KafkaTransport(Transport):
         self.stream_end_wait = stream_end_wait
         self.shutdown_timeout = shutdown_timeout
         self.start_timeout = start_timeout
+        if transaction_timeout <= 0:
+            raise ConfigurationError(
+                f"KafkaTransport transaction_timeout must be positive, not {transaction_timeout}"
+            )
+        self.exactly_once = exactly_once
+        self.transactional_id_prefix = (
+            f"{group_id}-" if transactional_id_prefix is None else transactional_id_prefix
+        )
+        self.transaction_timeout = transaction_timeout
+        self.max_outputs = max_outputs
+        self.max_windows = max_windows
+        self.tables = list(tables)
+        self._state: PartitionState | None = None
+        self.aborted_transactions = 0
+        """Transactions given up since start (each one's batch was handled again)."""
         self.create_topics = create_topics
         self.topic_partitions = topic_partitions
         self.replication_factor = replication_factor
         consumer, producer, admin = split_options(options, "KafkaTransport")
         self._consumer_options = {
             "auto_offset_reset": "latest",
+            # Exactly once reads only committed input, as a chain of such apps needs.
+            **({"isolation_level": "read_committed"} if exactly_once else {}),
             **consumer,
             **(consumer_options or {}),
         }
@@ -220,6 +296,8 @@ class KafkaTransport(Transport):
         self._producer: Any = None
         self._topics: TopicCreator | None = None
         self._lanes: Lanes | None = None
+        self._outputs: Outputs | None = None
+        self._producing_: Producing | None = None
         self._replier: Replier | None = None
         self._fetch_task: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
@@ -239,6 +317,10 @@ class KafkaTransport(Transport):
         policies = {h: self.policy.with_extras(h.extras, h.name) for h in handlers}
         takes_bytes = frozenset(h for h in handlers if h.signature.payload_type is bytes)
         patterns = sorted(router.patterns(NAME) | set(self.topics))
+        emits: dict[MessageHandler, str] = {
+            h: h.extras["emits"] for h in handlers if "emits" in h.extras
+        }
+        windows = {h: _window_spec(h) for h in handlers if "window" in h.extras}
         dispatcher = Dispatcher(router, NAME, context=_context)
         self._topics = TopicCreator(
             self.bootstrap_servers,
@@ -253,8 +335,11 @@ class KafkaTransport(Transport):
             )
             await self._producer.start()
             exact = [p for p in patterns if not is_wildcard(p)]
-            if self.create_topics and exact:
-                await self._topics.ensure(exact)
+            if self.create_topics and (exact or emits):
+                await self._topics.ensure(sorted({*exact, *emits.values()}))
+            if patterns:
+                self._consumer = self._make_consumer(patterns)
+            producing = self._producing(dispatcher, handlers, emits, windows)
             self._replier = Replier(
                 self._producer, max_streams=self.max_streams, stream_end_wait=self.stream_end_wait
             )
@@ -267,8 +352,9 @@ class KafkaTransport(Transport):
                 topics=self._topics if self.create_topics else None,
                 retried=self._retried,
                 gave_up=self._gave_up,
+                producing=producing,
             )
-            records = Records(dispatcher, recovery, self._replier, takes_bytes)
+            records = Records(dispatcher, recovery, self._replier, takes_bytes, producing)
             # Running before the first fetch: the fetch loop exits when this is false.
             self._running = True
             if patterns:
@@ -283,19 +369,74 @@ class KafkaTransport(Transport):
                 ) from exc
             raise
 
-    async def _start_consumer(self, patterns: Sequence[str], records: Records) -> None:
+    def _make_consumer(self, patterns: Sequence[str]) -> Any:
         options = dict(self._consumer_options)
         if any(is_wildcard(p) for p in patterns):
             # New topics matching a wildcard are found by metadata refreshes: look every
             # 30 s rather than aiokafka's 5 minutes.
             options.setdefault("metadata_max_age_ms", 30_000)
-        consumer = self._consumer = AIOKafkaConsumer(
+        return AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
             **options,
         )
+
+    def _producing(
+        self,
+        dispatcher: Dispatcher,
+        handlers: Sequence[MessageHandler],
+        emits: dict[MessageHandler, str],
+        windows: dict[MessageHandler, tuple[Window, Reducer]],
+    ) -> Producing | None:
+        """What runs handlers that produce (``None``: none does, and no transactions)."""
+        outputs: Outputs
+        if (windows or self.tables) and self._consumer is not None:
+            consumer_options = {
+                k: v
+                for k, v in self._consumer_options.items()
+                if k not in ("auto_offset_reset", "isolation_level")
+            }
+            self._state = PartitionState(
+                windows,
+                self.tables,
+                self._consumer,
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=self.group_id,
+                consumer_options=consumer_options,
+                admin_options=self._admin_options,
+                max_windows=self.max_windows,
+                timeout=self.start_timeout,
+            )
+        if self.exactly_once and self._consumer is not None:
+            outputs = Transactions(
+                self._consumer,
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=self.group_id,
+                prefix=self.transactional_id_prefix,
+                producer_options={
+                    k: v
+                    for k, v in self._producer_options.items()
+                    if k not in ("transactional_id", "linger_ms")
+                },
+                timeout=self.transaction_timeout,
+                aborted=self._aborted,
+            )
+        elif emits or self._state is not None or any(takes_kafka_context(h) for h in handlers):
+            outputs = Outputs(self._producer)
+        else:
+            return None
+        self._outputs = outputs
+        self._producing_ = Producing(
+            dispatcher, outputs, emits, max_outputs=self.max_outputs, state=self._state
+        )
+        return self._producing_
+
+    async def _start_consumer(self, patterns: Sequence[str], records: Records) -> None:
+        consumer = self._consumer
         await consumer.start()
+        transactions = self._outputs if isinstance(self._outputs, Transactions) else None
+        producing = self._producing_
         lanes = self._lanes = Lanes(
             consumer,
             records.handle,
@@ -306,6 +447,9 @@ class KafkaTransport(Transport):
             max_pending_batches=self.max_pending_batches,
             shutdown_timeout=self.shutdown_timeout,
             start_timeout=self.start_timeout,
+            commits=transactions is None,
+            prepare=None if transactions is None else transactions.prepare,
+            release=None if producing is None else producing.release,
         )
         if any(is_wildcard(p) for p in patterns):
             consumer.subscribe(pattern=subscription_regex(patterns), listener=lanes.listener())
@@ -347,6 +491,10 @@ class KafkaTransport(Transport):
         await cancel_and_wait(self._commit_task)
         if lanes is not None:
             await lanes.commit()
+        if self._outputs is not None:
+            await self._outputs.stop()
+        if self._state is not None:
+            self._state.clear()
         await self._close_clients()
 
     async def _cancel_tasks(self) -> None:
@@ -354,11 +502,16 @@ class KafkaTransport(Transport):
         await cancel_and_wait(self._commit_task)
         if self._lanes is not None:
             await self._lanes.close()
+        if self._outputs is not None:
+            await self._outputs.stop()
+        if self._state is not None:
+            self._state.clear()
 
     async def _close_clients(self) -> None:
         consumer, producer, topics = self._consumer, self._producer, self._topics
         self._consumer = self._producer = self._topics = None
-        self._lanes = self._replier = None
+        self._lanes = self._replier = self._outputs = self._producing_ = None
+        self._state = None
         self._fetch_task = self._commit_task = None
         await stop_quietly("KafkaTransport", consumer, producer, timeout=self.shutdown_timeout)
         if topics is not None:
@@ -372,6 +525,31 @@ class KafkaTransport(Transport):
 
     def _gave_up(self, handler: MessageHandler) -> None:
         self.host.events.dead_lettered(self, handler)
+
+    def _aborted(self, tp: Any) -> None:
+        self.aborted_transactions += 1
+        if self._state is not None:
+            # The changelog holds the committed state: rebuild from it before the
+            # batch is handled again.
+            self._state.drop([tp])
+
+    @property
+    def stateful(self) -> bool:
+        """Window handlers or tables are served (and their state held) right now."""
+        return self._state is not None
+
+    def window_stats(self) -> dict[str, int]:
+        """Stateful handlers: ``state_size`` (open windows and table keys held in memory
+        now), ``windows_closed`` and ``late_records`` (dropped: their windows had
+        closed) since start. Zeros without window handlers or tables."""
+        state = self._state
+        if state is None:
+            return {"state_size": 0, "windows_closed": 0, "late_records": 0}
+        return {
+            "state_size": state.size,
+            "windows_closed": state.windows_closed,
+            "late_records": state.late_records,
+        }
 
     # -- state -----------------------------------------------------------------------
 
