@@ -8,6 +8,8 @@ Servers (each in its own process, one at a time, same machine):
 - framework (standalone): the same app with ``WebSocketTransport(port=...)``, on its
   own ``websockets`` server;
 - bare websockets: ``async for m in ws: await ws.send(m)`` (websockets.asyncio);
+- bare picows: an ``on_ws_frame`` that sends each text frame back (the standalone
+  mode's frame I/O with nothing on top);
 - bare starlette: a starlette WebSocket endpoint echoing text under the same uvicorn;
 - NestJS: a NestJS 11 ``@WebSocketGateway`` on ``@nestjs/platform-ws`` whose
   ``@SubscribeMessage("echo")`` returns ``{event, data}`` (``benchmarks/nestjs/gateway.js``;
@@ -111,6 +113,20 @@ async def serve(kind: str, port: int) -> None:
 
         async with ws_serve(echo, "127.0.0.1", port, compression=None, ping_interval=None):
             await asyncio.Event().wait()
+    elif kind == "bare-picows":
+        from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+
+        class Echo(WSListener):  # type: ignore[misc]
+            def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+                if frame.msg_type is WSMsgType.TEXT:
+                    transport.send(WSMsgType.TEXT, frame.get_payload_as_bytes())
+                elif frame.msg_type is WSMsgType.CLOSE:
+                    transport.send_close(frame.get_close_code())
+                    transport.disconnect()
+
+        server = await ws_create_server(lambda _request: Echo(), "127.0.0.1", port)
+        async with server:
+            await asyncio.Event().wait()
     elif kind == "bare-starlette":
         import uvicorn
         from starlette.applications import Starlette
@@ -192,7 +208,14 @@ def start_server(kind: str, mode: str = "echo") -> tuple[subprocess.Popen[bytes]
     return server, port
 
 
-KINDS = ["nestjs", "bare-websockets", "bare-starlette", "framework-asgi", "framework-standalone"]
+KINDS = [
+    "nestjs",
+    "bare-websockets",
+    "bare-picows",
+    "bare-starlette",
+    "framework-asgi",
+    "framework-standalone",
+]
 OURS = ("framework-asgi", "framework-standalone")
 
 
@@ -236,6 +259,9 @@ def main() -> None:
                     verdict = "OK" if rate / peer >= target else "BELOW TARGET"
                     print(f"  {ours} / {name}: {rate / peer:.2f}x (>= {target}) {verdict}")
                 print(f"  {ours} / bare starlette: {rate / rates['bare-starlette']:.2f}x")
+                # The steadier figure on a busy machine: server CPU per message.
+                by_cpu = cpu_us["nestjs"] / cpu_us[ours]
+                print(f"  {ours} / NestJS by server CPU per message: {by_cpu:.2f}x")
     finally:
         for server, _ in servers.values():
             server.terminate()

@@ -166,7 +166,7 @@ class WebSocketTransport(Transport):
             max_connections_per_client=max_connections_per_client,
             max_frame_rate=max_frame_rate,
         )
-        self._server: Server | None = None
+        self._server: Server | asyncio.Server | None = None
         self._wire: Callable[[bytes], Any] = bytes.decode if port is None else _same
 
     # -- setup -----------------------------------------------------------------------
