@@ -3,8 +3,10 @@
 Servers (each in its own process, one at a time, same machine):
 
 - framework (ASGI): a ``@websocket_gateway`` whose ``@subscribe_message("echo")``
-  handler validates a pydantic model and returns it, served by ``app.server()`` (uvicorn,
-  websockets-sansio) on the app's HTTP port;
+  handler validates a pydantic model and returns it, served by ``app.server()`` on the
+  app's HTTP port (uvicorn hands the transport's upgrades to picows);
+- framework (ASGI, sansio): the same through uvicorn's websockets-sansio protocol and
+  the ASGI endpoint (what ``uvicorn module:app`` run directly gives);
 - framework (standalone): the same app with ``WebSocketTransport(port=...)``, on its
   own ``websockets`` server;
 - bare websockets: ``async for m in ws: await ws.send(m)`` (websockets.asyncio);
@@ -95,6 +97,11 @@ def framework_app(port: int | None) -> Application:
 
 async def serve(kind: str, port: int) -> None:
     if kind == "framework-asgi":
+        # The framework's own uvicorn settings: its paths on picows.
+        app = framework_app(None)
+        await app.server("127.0.0.1", port, log_level="warning").serve()
+    elif kind == "framework-asgi-sansio":
+        # As under ``uvicorn module:app``: uvicorn's protocol and the ASGI endpoint.
         app = framework_app(None)
         await app.server("127.0.0.1", port, **UVICORN).serve()
     elif kind == "framework-standalone":
@@ -214,9 +221,10 @@ KINDS = [
     "bare-picows",
     "bare-starlette",
     "framework-asgi",
+    "framework-asgi-sansio",
     "framework-standalone",
 ]
-OURS = ("framework-asgi", "framework-standalone")
+OURS = ("framework-asgi", "framework-asgi-sansio", "framework-standalone")
 
 
 def main() -> None:

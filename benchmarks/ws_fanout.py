@@ -5,7 +5,7 @@ Servers (each in its own process, pinned to one CPU; the Node clients on the oth
 
 - framework (ASGI): ``app.publish("bench.tick", ...)`` from a gateway handler, to
   sockets subscribed with ``{"event": "subscribe", "data": ["bench.tick"]}``, served by
-  ``app.server()`` (uvicorn, websockets-sansio) on the app's HTTP port;
+  ``app.server()`` on the app's HTTP port (uvicorn hands the upgrades to picows);
 - framework (standalone): the same with ``WebSocketTransport(port=...)``;
 - bare websockets: a set of connections and ``websockets.broadcast`` (synchronous
   writes, no queues, no back-pressure);
@@ -88,7 +88,8 @@ def framework_app(port: int | None) -> Application:
 
 async def serve(kind: str, port: int) -> None:
     if kind == "framework-asgi":
-        options = {**UVICORN, "backlog": 4096}
+        # The framework's own uvicorn settings: its paths on picows.
+        options = {"log_level": "warning", "backlog": 4096}
         await framework_app(None).server("127.0.0.1", port, **options).serve()
     elif kind == "framework-standalone":
         async with framework_app(port):

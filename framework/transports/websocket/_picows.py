@@ -1,14 +1,15 @@
-"""The standalone server's frame I/O on ``picows`` (a Cython WebSocket protocol).
+"""WebSocket frame I/O on ``picows`` (a Cython WebSocket protocol), for the standalone
+server and for upgrades on the app's port (``_uvicorn.py``).
 
-Only the bytes differ from the ``websockets`` server in ``_standalone.py``: each
-connection's frames go to the same ``Session`` and replies go out through the same
-``WsSocket`` ordered path, over a ``PicowsLink``.
+Only the bytes differ from the other servers: each connection's frames go to the same
+``Session`` and replies go out through the same ``WsSocket`` ordered path, over a
+``PicowsLink``.
 
 picows asks for its listener synchronously when the upgrade request arrives, but
-admission (connection guards) may be async. So a connection starts on ``_Handshake``, a
-plain protocol that reads the request, runs ``Connections.admit`` and answers 404/403
-itself; an admitted connection is switched to picows's protocol, which is fed the bytes
-read so far and answers 101.
+admission (connection guards) may be async. So a connection starts on
+``UpgradeProtocol``, a plain protocol that reads the request, runs ``Connections.admit``
+and answers 404/403 itself; an admitted connection is switched to picows's protocol,
+which is fed the bytes read so far and answers 101.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ _TEXT, _BINARY, _CONT, _CLOSE = (
 # picows's server protocol: not in its stubs; ``ws_create_server`` builds it the same way.
 _WSProtocol: Any = getattr(_picows_impl, "WSProtocol")  # noqa: B009
 _picows_log = logging.getLogger("picows.server")
+_access_log = logging.getLogger("uvicorn.error")
 
 
 class PicowsLink(WSListener):
@@ -196,12 +198,39 @@ class PicowsLink(WSListener):
             self.transport.underlying_transport.abort()
 
 
-class _Handshake(asyncio.Protocol):
-    """A connection until it is admitted: reads the upgrade request, runs admission,
-    answers 404/403, or hands the connection to picows."""
+Fallback = Callable[[], asyncio.Protocol]
+"""Makes the protocol for an upgrade to a path the transport does not serve (on the
+app's port: uvicorn's own WebSocket protocol, so other WebSocket routes keep working)."""
 
-    def __init__(self, server: PicowsServer) -> None:
+
+def _parse(head: bytes) -> Request | None:
+    """The upgrade request in ``head`` (which holds its end), or ``None`` if malformed."""
+    reader = StreamReader()
+    reader.feed_data(head)
+    parser = Request.parse(reader.read_line)
+    try:
+        next(parser)
+    except StopIteration as done:
+        request: Request = done.value
+        return request
+    except Exception:
+        return None
+    return None  # the head ended but the parser wants more: malformed
+
+
+class UpgradeProtocol(asyncio.Protocol):
+    """A connection until it is admitted: reads the upgrade request, runs admission,
+    answers 404/403, or hands the connection to picows.
+
+    With a ``fallback`` (on the app's port), a request for a path the transport does not
+    serve is handed to the fallback protocol instead, and this one forwards every
+    callback to it.
+    """
+
+    def __init__(self, server: PicowsServer, fallback: Fallback | None = None) -> None:
         self._server = server
+        self._fallback = fallback
+        self._delegate: asyncio.Protocol | None = None
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._task: asyncio.Task[None] | None = None
@@ -214,23 +243,62 @@ class _Handshake(asyncio.Protocol):
         self._timer = loop.call_later(HANDSHAKE_TIMEOUT, self._transport.abort)
 
     def data_received(self, data: bytes) -> None:
-        if self._task is not None:
-            self._buffer += data  # arrived before pause_reading took effect
+        if self._delegate is not None:
+            self._delegate.data_received(data)
             return
         self._buffer += data
-        if b"\r\n\r\n" not in self._buffer:
+        if self._task is not None:
+            return  # arrived before pause_reading took effect; fed to picows later
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
             if len(self._buffer) > MAX_REQUEST:
                 self._respond(431, "Request Header Fields Too Large\n")
             return
+        request = _parse(bytes(self._buffer[: end + 4]))
+        if request is None:
+            self._respond(400, "Bad Request\n")
+            return
+        url = urlsplit(request.path)
+        if url.path not in self._server.connections.endpoints:
+            if self._fallback is None:
+                self._respond(404, "Not Found\n")
+            else:
+                self._hand_over()
+            return
         assert self._transport is not None
         self._transport.pause_reading()
-        self._task = asyncio.get_running_loop().create_task(self._admit())
+        self._task = asyncio.get_running_loop().create_task(self._admit(request))
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def _hand_over(self) -> None:
+        assert self._fallback is not None and self._transport is not None
+        self._stop_timer()
+        delegate = self._delegate = self._fallback()
+        delegate.connection_made(self._transport)
+        delegate.data_received(bytes(self._buffer))
+        self._buffer.clear()
+
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        if self._delegate is not None:
+            self._delegate.connection_lost(exc)
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+    def eof_received(self) -> bool | None:
+        return self._delegate.eof_received() if self._delegate is not None else None
+
+    def pause_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.resume_writing()
 
     def _respond(self, status: int, body: str) -> None:
         transport = self._transport
@@ -244,28 +312,12 @@ class _Handshake(asyncio.Protocol):
         )
         transport.close()
 
-    async def _admit(self) -> None:
+    async def _admit(self, request: Request) -> None:
         transport = self._transport
         assert transport is not None
-        reader = StreamReader()
-        reader.feed_data(bytes(self._buffer))
-        parser = Request.parse(reader.read_line)
-        try:
-            next(parser)
-        except StopIteration as done:
-            request: Request = done.value
-        except Exception:
-            self._respond(400, "Bad Request\n")
-            return
-        else:
-            self._respond(400, "Bad Request\n")  # the head was complete: cannot need more
-            return
         server = self._server
         connections = server.connections
         url = urlsplit(request.path)
-        if url.path not in connections.endpoints:
-            self._respond(404, "Not Found\n")
-            return
         peer = transport.get_extra_info("peername")
         handshake = Handshake(
             path=url.path,
@@ -273,13 +325,19 @@ class _Handshake(asyncio.Protocol):
             query=dict(parse_qsl(url.query, keep_blank_values=True)),
             client=(peer[0], peer[1]) if peer else None,
         )
-        if not await connections.admit(handshake):
+        admitted = await connections.admit(handshake)
+        if self._fallback is not None:
+            # On the app's port, the access line uvicorn writes for its own upgrades
+            # (its logger, so the query redaction filter applies).
+            client = f"{peer[0]}:{peer[1]}" if peer else "-"
+            verdict = "accepted" if admitted else "rejected"
+            _access_log.info('%s - "WebSocket %s" [%s]', client, request.path, verdict)
+        if not admitted:
             self._respond(403, "Forbidden\n")
             return
         if transport.is_closing():
             return
-        if self._timer is not None:
-            self._timer.cancel()
+        self._stop_timer()
         # picows validates the upgrade headers (400 if bad), answers 101, then calls
         # on_ws_connected, which starts the session.
         link = PicowsLink(
@@ -324,7 +382,7 @@ class PicowsServer:
             lambda _request: link,  # admission already said yes
             _picows_log,
             True,  # disconnect when on_ws_frame raises
-            None,  # handshake timeout: _Handshake had it
+            None,  # handshake timeout: UpgradeProtocol had it
             ping,  # keepalive pings
             self.ping_interval if ping else 20.0,
             # ping_timeout=None waits forever: picows needs a number.
@@ -335,6 +393,10 @@ class PicowsServer:
             None,  # extra headers
             16 * 1024,  # first read buffer
         )
+
+    def upgrade_protocol(self, fallback: Fallback) -> UpgradeProtocol:
+        """A protocol for an upgrade request on the app's port (see ``_uvicorn.py``)."""
+        return UpgradeProtocol(self, fallback)
 
     def start_session(self, link: PicowsLink, handshake: Handshake) -> None:
         task = asyncio.get_running_loop().create_task(self._run(link, handshake))
@@ -351,5 +413,5 @@ class PicowsServer:
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _Handshake(self), host, port)
+        self.server = await loop.create_server(lambda: UpgradeProtocol(self), host, port)
         return self.server

@@ -1,6 +1,8 @@
 """What the frame I/O underneath a session must keep, on every server it can run on:
-the app's port (uvicorn), the standalone server on picows (the default), and the
-standalone ``websockets`` server (``compression=True``, which picows cannot do).
+the app's port on picows (the default: uvicorn hands the upgrade over), the app's port
+through ASGI (uvicorn's own WebSocket protocol, as under ``uvicorn module:app``), the
+standalone server on picows (the default), and the standalone ``websockets`` server
+(``compression=True``, which picows cannot do).
 
 Each test drives a real server with a plain ``websockets`` client."""
 
@@ -14,6 +16,8 @@ import os
 from typing import Any
 
 import pytest
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
 from websockets.exceptions import ConnectionClosed
 
 from framework.transports.websocket import WebSocketTransport
@@ -26,8 +30,9 @@ from tests.transports.websocket.app import (
     served,
 )
 
-MODES = {
+MODES: dict[str, dict[str, Any]] = {
     "asgi": {"mode": "asgi"},
+    "asgi-sansio": {"mode": "asgi", "uvicorn": {"ws": "websockets-sansio"}},
     "picows": {"mode": "standalone"},
     "websockets": {"mode": "standalone", "compression": True},
 }
@@ -53,6 +58,22 @@ async def test_compression_is_off_unless_asked_for() -> None:
                 assert ("permessage-deflate" in extensions) is negotiated, (mode, options)
                 await ws.send(check(1))
                 assert (await recv_json(ws))["data"] == {"id": 1, "total": 1.5}
+
+
+async def test_other_websocket_routes_on_the_app_port_keep_uvicorns_protocol() -> None:
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text("other:" + await ws.receive_text())
+        await ws.close()
+
+    async with served() as (app, _, url):
+        app.asgi.router.routes.append(WebSocketRoute("/other", echo))
+        async with raw_client(url + "/other") as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "other:hi"
+        async with raw_client(url + "/ws") as ws:  # and the transport's path still works
+            await ws.send(check(3))
+            assert (await recv_json(ws))["data"]["id"] == 3
 
 
 def test_the_standalone_server_is_picows_without_compression() -> None:
