@@ -3,18 +3,27 @@
 Servers (each in its own process, one at a time, same machine):
 
 - framework (ASGI): a ``@websocket_gateway`` whose ``@subscribe_message("echo")``
-  handler validates a pydantic model and returns it, served by ``app.server()`` (uvicorn,
-  websockets-sansio) on the app's HTTP port;
+  handler validates a pydantic model and returns it, served by ``app.server()`` on the
+  app's HTTP port (uvicorn hands the transport's upgrades to picows);
+- framework (ASGI, sansio): the same through uvicorn's websockets-sansio protocol and
+  the ASGI endpoint (what ``uvicorn module:app`` run directly gives);
 - framework (standalone): the same app with ``WebSocketTransport(port=...)``, on its
   own ``websockets`` server;
 - bare websockets: ``async for m in ws: await ws.send(m)`` (websockets.asyncio);
-- bare starlette: a starlette WebSocket endpoint echoing text under the same uvicorn.
+- bare picows: an ``on_ws_frame`` that sends each text frame back (the standalone
+  mode's frame I/O with nothing on top);
+- bare starlette: a starlette WebSocket endpoint echoing text under the same uvicorn;
+- NestJS: a NestJS 11 ``@WebSocketGateway`` on ``@nestjs/platform-ws`` whose
+  ``@SubscribeMessage("echo")`` returns ``{event, data}`` (``benchmarks/nestjs/gateway.js``;
+  it validates nothing, so it does less work per frame than the framework).
 
-The load is ``benchmarks/node/load.mjs`` (Node ``ws``; run ``npm ci`` in
-benchmarks/node once): 10 and 100 connections, ``INFLIGHT`` frames in flight on each.
+The Python servers run on the loop ``app.run()`` picks (uvloop when installed;
+``BENCH_LOOP=asyncio`` for asyncio's own). The load is ``benchmarks/node/load.mjs``
+(Node ``ws``): 10 and 100 connections, ``INFLIGHT`` frames in flight on each. Run
+``npm ci`` in benchmarks/node and benchmarks/nestjs once (``make test`` does).
 
-Run: ``python benchmarks/ws_echo.py [seconds]``. Target: framework (ASGI) >= 0.9x bare
-websockets. Prints messages per second and ratios.
+Run: ``python -m benchmarks.ws_echo [seconds] [repeats]``. Targets: framework >= 1.0x
+NestJS and >= 1.2x bare websockets. Prints messages per second and ratios.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from benchmarks._util import loop_name, run_on_loop
 from framework import Application, create_app, module
 from framework.transports.websocket import (
     WebSocketTransport,
@@ -42,6 +52,7 @@ from framework.transports.websocket import (
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "benchmarks" / "node"
+NEST_DIR = ROOT / "benchmarks" / "nestjs"
 INFLIGHT = 8
 FRAME = json.dumps({"event": "echo", "data": {"id": 1, "text": "hello world"}, "id": 1})
 UVICORN: dict[str, Any] = {
@@ -86,6 +97,11 @@ def framework_app(port: int | None) -> Application:
 
 async def serve(kind: str, port: int) -> None:
     if kind == "framework-asgi":
+        # The framework's own uvicorn settings: its paths on picows.
+        app = framework_app(None)
+        await app.server("127.0.0.1", port, log_level="warning").serve()
+    elif kind == "framework-asgi-sansio":
+        # As under ``uvicorn module:app``: uvicorn's protocol and the ASGI endpoint.
         app = framework_app(None)
         await app.server("127.0.0.1", port, **UVICORN).serve()
     elif kind == "framework-standalone":
@@ -103,6 +119,20 @@ async def serve(kind: str, port: int) -> None:
                     await ws.send(message)
 
         async with ws_serve(echo, "127.0.0.1", port, compression=None, ping_interval=None):
+            await asyncio.Event().wait()
+    elif kind == "bare-picows":
+        from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+
+        class Echo(WSListener):  # type: ignore[misc]
+            def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+                if frame.msg_type is WSMsgType.TEXT:
+                    transport.send(WSMsgType.TEXT, frame.get_payload_as_bytes())
+                elif frame.msg_type is WSMsgType.CLOSE:
+                    transport.send_close(frame.get_close_code())
+                    transport.disconnect()
+
+        server = await ws_create_server(lambda _request: Echo(), "127.0.0.1", port)
+        async with server:
             await asyncio.Event().wait()
     elif kind == "bare-starlette":
         import uvicorn
@@ -163,24 +193,43 @@ def run_load(port: int, connections: int, seconds: float) -> tuple[float, int]:
     return float(result["rate"]), int(result["replies"])
 
 
-def start_server(kind: str) -> tuple[subprocess.Popen[bytes], int]:
+def server_command(kind: str, port: int, mode: str) -> tuple[list[str], Path]:
+    """How to start server ``kind`` (``mode``: echo or fanout): the command and its cwd."""
+    if kind == "nestjs":
+        if not (NEST_DIR / "node_modules" / "@nestjs" / "platform-ws").is_dir():
+            raise SystemExit("Run `npm ci` in benchmarks/nestjs first (the NestJS peer)")
+        return ["node", "gateway.js", mode, str(port)], NEST_DIR
+    script = ROOT / "benchmarks" / f"ws_{mode}.py"
+    return [sys.executable, str(script), "--serve", kind, str(port)], ROOT
+
+
+def start_server(kind: str, mode: str = "echo") -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, __file__, "--serve", kind, str(port)]
+    cmd, cwd = server_command(kind, port, mode)
     # Servers log a line per connection dropped by the load generator: keep them quiet.
     server = subprocess.Popen(
-        pinned(cmd, 0), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        pinned(cmd, 0), env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     wait_port(port)
     return server, port
 
 
-KINDS = ["bare-websockets", "bare-starlette", "framework-asgi", "framework-standalone"]
+KINDS = [
+    "nestjs",
+    "bare-websockets",
+    "bare-picows",
+    "bare-starlette",
+    "framework-asgi",
+    "framework-asgi-sansio",
+    "framework-standalone",
+]
+OURS = ("framework-asgi", "framework-asgi-sansio", "framework-standalone")
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        asyncio.run(serve(sys.argv[2], int(sys.argv[3])))
+        run_on_loop(serve(sys.argv[2], int(sys.argv[3])))
         return
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
@@ -202,21 +251,25 @@ def main() -> None:
                     rates[kind] = max(rates[kind], rate)
                     # CPU over warm-up + measurement, per message in the same window.
                     cpu_us[kind] = min(cpu_us[kind], used / (replies + rate) * 1e6)
-            base = rates["bare-websockets"]
-            print(f"\n{connections} connections x {INFLIGHT} in flight, best of {repeats}:")
+            base, nest = rates["bare-websockets"], rates["nestjs"]
+            print(
+                f"\n{connections} connections x {INFLIGHT} in flight, best of {repeats}"
+                f" (Python servers on {loop_name()}):"
+            )
             for kind, rate in rates.items():
                 print(
                     f"  {kind:22s} {rate:10,.0f} msg/s  {rate / base:5.2f}x bare websockets"
                     f"   server CPU {cpu_us[kind]:5.1f} us/msg"
                 )
-            asgi, star = rates["framework-asgi"], rates["bare-starlette"]
-            print(f"  framework (ASGI) / bare starlette: {asgi / star:.2f}x")
-            verdict = "OK" if asgi / base >= 0.9 else "BELOW TARGET"
-            print(f"  framework (ASGI) / bare websockets: {asgi / base:.2f}x (>= 0.9) {verdict}")
-            cpu_ratio = cpu_us["bare-websockets"] / cpu_us["framework-asgi"]
-            print(
-                f"  by server CPU per message, framework (ASGI): {cpu_ratio:.2f}x bare websockets"
-            )
+            for ours in OURS:
+                rate = rates[ours]
+                for name, peer, target in (("NestJS", nest, 1.0), ("bare websockets", base, 1.2)):
+                    verdict = "OK" if rate / peer >= target else "BELOW TARGET"
+                    print(f"  {ours} / {name}: {rate / peer:.2f}x (>= {target}) {verdict}")
+                print(f"  {ours} / bare starlette: {rate / rates['bare-starlette']:.2f}x")
+                # The steadier figure on a busy machine: server CPU per message.
+                by_cpu = cpu_us["nestjs"] / cpu_us[ours]
+                print(f"  {ours} / NestJS by server CPU per message: {by_cpu:.2f}x")
     finally:
         for server, _ in servers.values():
             server.terminate()

@@ -5,11 +5,15 @@ Servers (each in its own process, pinned to one CPU; the Node clients on the oth
 
 - framework (ASGI): ``app.publish("bench.tick", ...)`` from a gateway handler, to
   sockets subscribed with ``{"event": "subscribe", "data": ["bench.tick"]}``, served by
-  ``app.server()`` (uvicorn, websockets-sansio) on the app's HTTP port;
+  ``app.server()`` on the app's HTTP port (uvicorn hands the upgrades to picows);
 - framework (standalone): the same with ``WebSocketTransport(port=...)``;
 - bare websockets: a set of connections and ``websockets.broadcast`` (synchronous
   writes, no queues, no back-pressure);
-- bare starlette: a set of starlette WebSockets and ``await ws.send_text`` for each.
+- bare starlette: a set of starlette WebSockets and ``await ws.send_text`` for each;
+- NestJS: a NestJS 11 gateway on ``@nestjs/platform-ws`` whose ``bench.fire`` handler
+  does ``server.clients.forEach(c => c.send(tick))`` (``benchmarks/nestjs/gateway.js``).
+
+The Python servers run on the loop ``app.run()`` picks (uvloop when installed).
 
 Each client subscribes and waits for the acknowledgement; then one extra connection
 sends the trigger and the load generator (benchmarks/node/load.mjs, Node ``ws``) times
@@ -17,7 +21,8 @@ until every client has the event. Memory per connection is the server's RSS grow
 before the clients connect to when all are connected and subscribed, divided by N.
 
 Run: ``python benchmarks/ws_fanout.py [clients ...]`` (default 1000 5000). Targets: memory
-per idle connection < 50 KiB at 5,000 (compression off, the default).
+per idle connection < 50 KiB at 5,000 (compression off, the default); the broadcast at
+least as fast as NestJS's.
 """
 
 from __future__ import annotations
@@ -34,7 +39,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from benchmarks.ws_echo import NODE_DIR, ROOT, UVICORN, free_port, pinned, wait_port
+from benchmarks._util import loop_name, run_on_loop
+from benchmarks.ws_echo import (
+    NODE_DIR,
+    ROOT,
+    UVICORN,
+    free_port,
+    pinned,
+    server_command,
+    wait_port,
+)
 from framework import Application, create_app, module
 from framework.transports.websocket import (
     WebSocketTransport,
@@ -74,7 +88,8 @@ def framework_app(port: int | None) -> Application:
 
 async def serve(kind: str, port: int) -> None:
     if kind == "framework-asgi":
-        options = {**UVICORN, "backlog": 4096}
+        # The framework's own uvicorn settings: its paths on picows.
+        options = {"log_level": "warning", "backlog": 4096}
         await framework_app(None).server("127.0.0.1", port, **options).serve()
     elif kind == "framework-standalone":
         async with framework_app(port):
@@ -145,10 +160,11 @@ def rss_kib(pid: int) -> int:
 def run(kind: str, clients: int) -> dict[str, Any]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd, cwd = server_command(kind, port, "fanout")
     server = subprocess.Popen(
-        pinned([sys.executable, __file__, "--serve", kind, str(port)], 0),
+        pinned(cmd, 0),
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -184,12 +200,12 @@ def run(kind: str, clients: int) -> dict[str, Any]:
         server.wait(10)
 
 
-KINDS = ["bare-websockets", "bare-starlette", "framework-asgi", "framework-standalone"]
+KINDS = ["nestjs", "bare-websockets", "bare-starlette", "framework-asgi", "framework-standalone"]
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        asyncio.run(serve(sys.argv[2], int(sys.argv[3])))
+        run_on_loop(serve(sys.argv[2], int(sys.argv[3])))
         return
     sizes = [int(a) for a in sys.argv[1:]] or [1000, 5000]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -201,11 +217,11 @@ def main() -> None:
         raise SystemExit("Run `npm ci` in benchmarks/node first (needs the ws package)")
     for clients in sizes:
         results = {kind: run(kind, clients) for kind in KINDS}
-        print(f"\n{clients} clients, one broadcast (best of {ROUNDS}):")
+        print(f"\n{clients} clients, one broadcast (best of {ROUNDS}; Python on {loop_name()}):")
         for kind, r in results.items():
             print(f"  {kind:22s} {r['ms']:8.1f} ms   {r['kib_per_conn']:6.1f} KiB/connection")
         for ours in ("framework-asgi", "framework-standalone"):
-            for base in ("bare-websockets", "bare-starlette"):
+            for base in ("nestjs", "bare-websockets", "bare-starlette"):
                 speed = results[base]["ms"] / results[ours]["ms"]
                 print(f"  {ours} speed vs {base}: {speed:.2f}x")
         mem = results["framework-asgi"]["kib_per_conn"]

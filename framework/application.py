@@ -557,6 +557,10 @@ class Application:
         app = self
 
         class DrainingServer(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                _log_runtime(self.config)
+                await super().startup(sockets)
+
             async def shutdown(self, sockets: Any = None) -> None:
                 for server in self.servers:
                     server.close()
@@ -579,11 +583,29 @@ class Application:
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
         """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully
-        (the options are ``server()``'s)."""
+        (the options are ``server()``'s).
+
+        The event loop is uvloop and the HTTP parser httptools when they are installed
+        (the default install has both where they have wheels), else asyncio's loop and
+        h11; ``loop="asyncio"`` chooses the fallback. A log line at startup names both.
+        """
         # uvicorn re-raises Ctrl-C once the graceful shutdown is done: nothing is left to
         # do, and a traceback would only alarm the user.
         with contextlib.suppress(KeyboardInterrupt):
             self.server(host, port, **uvicorn_options).run()
+
+
+def _log_runtime(config: Any) -> None:
+    """Name the event loop and HTTP parser that serve the app (uvicorn's ``loop`` and
+    ``http`` options pick uvloop and httptools when they are importable)."""
+    import asyncio
+
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    # The framework's HTTP protocol derives from uvicorn's (httptools when importable).
+    bases = config.http_protocol_class.__mro__
+    parser = "httptools" if any("httptools" in c.__module__ for c in bases) else "h11"
+    # uvicorn's logger: its handler is configured even when the app configured none.
+    logging.getLogger("uvicorn.error").info("Event loop: %s; HTTP parser: %s", loop, parser)
 
 
 def create_app(

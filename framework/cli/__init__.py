@@ -130,6 +130,12 @@ def _build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--reload", action="store_true", help="restart when a .py file changes")
     scale.add_argument("--workers", type=_positive, default=1, help="worker processes (default: 1)")
     p.add_argument("--log-level", default="info", choices=run.LOG_LEVELS, help="(default: info)")
+    p.add_argument(
+        "--loop",
+        default="auto",
+        choices=run.LOOPS,
+        help="event loop (default: auto, uvloop when installed)",
+    )
     p.set_defaults(handler=run.command)
 
     p = commands.add_parser("routes", help="list HTTP routes, endpoints and message patterns")

@@ -31,6 +31,8 @@ TARGET_ENV = "FRAMEWORK_APP"
 APP_DIR_ENV = "FRAMEWORK_APP_DIR"
 LOG_LEVEL_ENV = "FRAMEWORK_LOG_LEVEL"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+LOOPS = ("auto", "asyncio", "uvloop")
+"""``--loop``: uvicorn's names; ``auto`` is uvloop when it is installed, else asyncio."""
 UVICORN_WS = "websockets-sansio"
 """uvicorn's WebSocket implementation, as ``Application.server`` chooses it."""
 
@@ -70,6 +72,7 @@ def run(
     workers: int = 1,
     log_level: str = "info",
     app_dir: str = ".",
+    loop: str = "auto",
 ) -> int:
     """Serve ``target`` until SIGINT/SIGTERM; returns the exit code.
 
@@ -81,12 +84,19 @@ def run(
         workers: processes sharing the port (each runs its own copy of the app).
         log_level: uvicorn's and the app's log level.
         app_dir: the folder put first on ``sys.path`` to import ``target`` from.
+        loop: the event loop: ``auto`` (uvloop when installed, else asyncio's),
+            ``asyncio`` or ``uvloop``.
     """
     app = load_app(target, app_dir)  # fail here, with one clear message, not in a worker
     configure_logging(log_level)
     if reload or workers > 1:
-        return _run_import_string(app, target, host, port, reload, workers, log_level, app_dir)
-    return asyncio.run(_serve(app, host, port, log_level))
+        return _run_import_string(
+            app, target, host, port, reload, workers, log_level, app_dir, loop
+        )
+    # The app starts and stops in _serve, around the server, so no lifespan.
+    server = app.server(host, port, lifespan="off", log_level=log_level, loop=loop)
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        return runner.run(_serve(app, server))
 
 
 def _run_import_string(
@@ -98,15 +108,22 @@ def _run_import_string(
     workers: int,
     log_level: str,
     app_dir: str,
+    loop: str,
 ) -> int:
     import uvicorn
 
     from framework.http._server import HeaderTimeoutProtocol
 
     # Worker processes get the default header timeout (``Application.server`` sets it).
-    options: dict[str, Any] = {"ws": UVICORN_WS, "http": HeaderTimeoutProtocol}
+    options: dict[str, Any] = {"ws": UVICORN_WS, "http": HeaderTimeoutProtocol, "loop": loop}
     for transport in app.transports:
         options.update(transport.server_options())
+    if getattr(options["ws"], "per_process", False):
+        # A protocol class made for this process's app (the picows hand-over) cannot
+        # reach uvicorn's worker processes: there, the transport's paths go through ASGI.
+        from framework.transports.websocket._flow import FlowControlledProtocol
+
+        options["ws"] = FlowControlledProtocol
     os.environ[TARGET_ENV] = target
     os.environ[APP_DIR_ENV] = str(Path(app_dir).resolve())
     os.environ[LOG_LEVEL_ENV] = log_level
@@ -124,9 +141,7 @@ def _run_import_string(
     return 0
 
 
-async def _serve(app: Application, host: str, port: int, log_level: str) -> int:
-    # The app starts and stops here, around the server, so no lifespan.
-    server = app.server(host, port, lifespan="off", log_level=log_level)
+async def _serve(app: Application, server: Any) -> int:
     received: list[int] = []
     stopping = False
 
@@ -172,6 +187,7 @@ def _options(args: Any) -> dict[str, Any]:
         "workers": args.workers,
         "log_level": args.log_level,
         "app_dir": args.app_dir,
+        "loop": args.loop,
     }
 
 

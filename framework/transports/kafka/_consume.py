@@ -56,12 +56,17 @@ async def fetch(
     failures = 0
     while True:
         try:
+            # max_batch_size is per partition: one getmany's records are shared by the
+            # partitions it returns, and a batch of a few records per partition costs its
+            # lane a task hop and a commit check each (500 for all of 4 partitions ran at
+            # 0.66x of the strongest bare loop, 500 each at 0.9-1.0x).
             ready = lanes.fetchable()
             if ready is None:
-                batches = await consumer.getmany(timeout_ms=poll_ms, max_records=max_batch_size)
+                share = max(len(consumer.assignment()), 1) * max_batch_size
+                batches = await consumer.getmany(timeout_ms=poll_ms, max_records=share)
             elif ready:
                 batches = await consumer.getmany(
-                    *ready, timeout_ms=busy_poll_ms, max_records=max_batch_size
+                    *ready, timeout_ms=busy_poll_ms, max_records=len(ready) * max_batch_size
                 )
             else:
                 await lanes.wait_for_room(poll_timeout)

@@ -122,10 +122,12 @@ class KafkaTransport(Transport):
         topics: topics (or wildcard patterns) to consume besides the handlers' patterns.
             A request arriving on one without a handler gets NestJS's "no matching
             message handler" error reply instead of timing out; events are skipped.
-        max_batch_size: records taken from one ``getmany`` call, at most.
+        max_batch_size: records per fetched partition taken from one ``getmany`` call:
+            a call for ``n`` partitions takes up to ``n * max_batch_size`` records.
         max_pending_batches: fetched batches waiting per partition before the partition
-            is not fetched from; in-flight records are bounded by
-            ``partitions * (1 + max_pending_batches) * max_batch_size``.
+            is not fetched from; in-flight records are about
+            ``partitions * (1 + max_pending_batches) * max_batch_size`` (one partition's
+            batch may take a whole call's share, so at most ``partitions`` times that).
         max_concurrency: partition batches handled at the same time.
         poll_timeout: seconds one ``getmany`` waits for records.
         commit_every: handled records after which offsets are committed.

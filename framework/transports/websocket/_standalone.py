@@ -1,7 +1,9 @@
-"""The transport on its own ``websockets`` server (``WebSocketTransport(port=...)``).
+"""The transport on its own server (``WebSocketTransport(port=...)``).
 
-No ASGI layer: frames go from the ``websockets`` connection to the connection's
-``Session`` as bytes, and replies are written as text frames without re-encoding.
+No ASGI layer: frames go from the connection to its ``Session`` as bytes, and replies
+are written as text frames without re-encoding. The frames are read and written by
+``picows`` (``_picows.py``) when it is installed and compression is off (picows has no
+permessage-deflate), else by a ``websockets`` server (below); the session is the same.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from urllib.parse import parse_qsl, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+try:
+    import picows  # noqa: F401
+except ImportError:  # pragma: no cover - picows is a default dependency on CPython
+    HAVE_PICOWS = False
+else:
+    HAVE_PICOWS = True
 
 from framework.transports.websocket._flow import FlowControlledConnection
 from framework.transports.websocket._handshake import Handshake
@@ -33,8 +42,14 @@ async def serve_standalone(
     ping_interval: float | None,
     ping_timeout: float | None,
     close_timeout: float,
-) -> Server:
-    """Start a ``websockets`` server for ``connections`` on ``host`` and ``port``."""
+) -> asyncio.Server | Server:
+    """Start a server for ``connections`` on ``host`` and ``port``: picows when it is
+    installed and ``compression`` is off, else ``websockets``."""
+    if HAVE_PICOWS and not compression:
+        from framework.transports.websocket._picows import PicowsServer
+
+        server = PicowsServer(connections, ping_interval=ping_interval, ping_timeout=ping_timeout)
+        return await server.start(host, port)
     handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = weakref.WeakKeyDictionary()
 
     async def process_request(conn: ServerConnection, request: Request) -> Response | None:

@@ -166,7 +166,7 @@ class WebSocketTransport(Transport):
             max_connections_per_client=max_connections_per_client,
             max_frame_rate=max_frame_rate,
         )
-        self._server: Server | None = None
+        self._server: Server | asyncio.Server | None = None
         self._wire: Callable[[bytes], Any] = bytes.decode if port is None else _same
 
     # -- setup -----------------------------------------------------------------------
@@ -200,18 +200,30 @@ class WebSocketTransport(Transport):
     def server_options(self) -> dict[str, Any]:
         """uvicorn settings for the app's HTTP server: the frame size limit, keepalive,
         compression and flow control apply there when the transport shares the HTTP
-        port."""
+        port; with picows installed and compression off, the ``ws`` protocol serves this
+        transport's paths on picows (other WebSocket routes keep uvicorn's own)."""
         if self.port is not None:
             return {}
         from framework.transports.websocket._flow import FlowControlledProtocol
 
-        return {
+        options: dict[str, Any] = {
             "ws": FlowControlledProtocol,  # stops reading a client that does not read
             "ws_max_size": self.max_message_size,
             "ws_ping_interval": self.ping_interval,
             "ws_ping_timeout": self.ping_timeout,
             "ws_per_message_deflate": self.compression,
         }
+        from framework.transports.websocket._standalone import HAVE_PICOWS
+
+        if HAVE_PICOWS and not self.compression:
+            from framework.transports.websocket._picows import PicowsServer
+            from framework.transports.websocket._uvicorn import protocol_class
+
+            server = PicowsServer(
+                self.connections, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout
+            )
+            options["ws"] = protocol_class(server)
+        return options
 
     async def start(self) -> None:
         if self.port is not None or not self.endpoints:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 from collections.abc import Callable
 
 import pytest
@@ -92,25 +90,3 @@ async def test_unreachable_server_is_a_transport_error() -> None:
     client = WebSocketClient("ws://127.0.0.1:9/ws", open_timeout=TIMEOUT)
     with pytest.raises(TransportError, match="Cannot open"):
         await client.send("x", 1)
-
-
-async def test_keepalive_drops_a_peer_that_never_answers_pings() -> None:
-    async with served(ping_interval=0.1, ping_timeout=0.1) as (app, transport, url):
-        host, port = url.removeprefix("ws://").split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), TIMEOUT)
-        assert b"101" in status
-        # Never read again, never answer a ping: the server must give up on us.
-        gone = await asyncio.wait_for(app.get(Events).disconnected.get(), TIMEOUT)
-        assert gone.path == "/ws"
-        assert transport.sockets == {}
-        writer.close()

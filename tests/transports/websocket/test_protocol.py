@@ -24,9 +24,12 @@ from tests.transports.websocket.app import (
 )
 
 
-@pytest.fixture(params=["asgi", "standalone"])
+@pytest.fixture(params=["asgi", "asgi-sansio", "standalone"])
 def serve(request: pytest.FixtureRequest) -> Serve:
-    """``served`` on the app's HTTP port (uvicorn) and on the transport's own server."""
+    """``served`` on the app's HTTP port (picows, or uvicorn's own WebSocket protocol and
+    the ASGI endpoint, as under ``uvicorn module:app``) and on the transport's own server."""
+    if request.param == "asgi-sansio":
+        return functools.partial(served, mode="asgi", uvicorn={"ws": "websockets-sansio"})
     return functools.partial(served, mode=request.param)
 
 

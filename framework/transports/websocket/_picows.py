@@ -1,0 +1,420 @@
+"""WebSocket frame I/O on ``picows`` (a Cython WebSocket protocol), for the standalone
+server and for upgrades on the app's port (``_uvicorn.py``).
+
+Only the bytes differ from the other servers: each connection's frames go to the same
+``Session`` and replies go out through the same ``WsSocket`` ordered path, over a
+``PicowsLink``.
+
+picows asks for its listener synchronously when the upgrade request arrives, but
+admission (connection guards) may be async. So a connection starts on
+``UpgradeProtocol``, a plain protocol that reads the request, runs ``Connections.admit``
+and answers 404/403 itself; an admitted connection is switched to picows's protocol,
+which is fed the bytes read so far and answers 101.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlsplit
+
+from picows import WSAutoPingStrategy, WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows import picows as _picows_impl
+from websockets.http11 import Request
+from websockets.streams import StreamReader
+
+from framework.transports.websocket._handshake import Handshake
+from framework.transports.websocket._session import Connections
+
+WRITE_LIMIT = 64 * 1024
+"""Bytes a connection's write buffer may hold before writers wait (back-pressure)."""
+READ_QUEUE = 16
+"""Frames received but not yet handled before the connection stops being read (as
+``websockets``' ``max_queue``); reading resumes below a quarter of it."""
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a client has to send its upgrade request (``websockets``' ``open_timeout``)."""
+READ_BUFFER = 4 * 1024
+"""Bytes of a connection's first read buffer (picows grows it as frames need; its
+default of 16 KiB made an idle connection cost about 34 KiB instead of about 22)."""
+MAX_REQUEST = 16 * 1024
+"""Bytes an upgrade request's head may take."""
+
+_TEXT, _BINARY, _CONT, _CLOSE = (
+    WSMsgType.TEXT,
+    WSMsgType.BINARY,
+    WSMsgType.CONTINUATION,
+    WSMsgType.CLOSE,
+)
+# picows's server protocol: not in its stubs; ``ws_create_server`` builds it the same way.
+_WSProtocol: Any = getattr(_picows_impl, "WSProtocol")  # noqa: B009
+_picows_log = logging.getLogger("picows.server")
+_access_log = logging.getLogger("uvicorn.error")
+
+
+class PicowsLink(WSListener):
+    """One picows connection: a bounded queue of received messages for the session's
+    ``receive``, and the ``Link`` writes. Fragmented messages are joined here; a message
+    over ``max_size`` closes the connection with 1009, as ``websockets`` does."""
+
+    def __init__(self, max_size: int, on_open: Callable[[PicowsLink], None]) -> None:
+        self._max_size = max_size
+        self._on_open = on_open
+        self._frames: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._parts: list[bytes] | None = None
+        self._parts_size = 0
+        self._paused = False  # reading paused: the queue is full
+        self._writable: asyncio.Future[None] | None = None  # set while writes wait
+        self._write_paused = False
+        self._gone = False
+        self.transport: WSTransport | None = None
+        self.close_code: int | None = None
+        """The client's close code, once it sent one."""
+
+    # -- picows callbacks --------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        transport.underlying_transport.set_write_buffer_limits(high=WRITE_LIMIT)
+        self._on_open(self)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is _TEXT or kind is _BINARY:
+            if frame.fin:
+                self._deliver(frame.get_payload_as_bytes())
+            else:
+                self._parts = []
+                self._parts_size = 0
+                self._part(transport, frame)
+        elif kind is _CONT:
+            if self._parts is not None:
+                self._part(transport, frame)
+        elif kind is _CLOSE:
+            self.close_code = frame.get_close_code().value
+            if not transport.is_close_frame_sent:
+                transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+        # PING and PONG: picows answers pings and tracks pongs itself.
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._gone = True
+        self._wake()
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _part(self, transport: WSTransport, frame: WSFrame) -> None:
+        parts = self._parts
+        assert parts is not None
+        payload = frame.get_payload_as_bytes()
+        self._parts_size += len(payload)
+        if self._parts_size > self._max_size:
+            self._parts = None
+            transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, b"message too big")
+            return
+        parts.append(payload)
+        if frame.fin:
+            self._parts = None
+            self._deliver(b"".join(parts))
+
+    def _deliver(self, message: bytes) -> None:
+        frames = self._frames
+        frames.append(message)
+        self._wake()
+        if len(frames) >= READ_QUEUE and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.underlying_transport.pause_reading()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> bytes | None:
+        """The next message; ``None`` once the client has gone and all were handled."""
+        frames = self._frames
+        while not frames:
+            if self._gone:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        message = frames.popleft()
+        if self._paused and len(frames) <= READ_QUEUE // 4 and not self._gone:
+            self._paused = False
+            assert self.transport is not None
+            self.transport.underlying_transport.resume_reading()
+        return message
+
+    # -- the Link --------------------------------------------------------------------------
+
+    def wire(self, frame: bytes) -> bytes:
+        return frame
+
+    def _open(self) -> bool:
+        t = self.transport
+        return t is not None and not self._gone and not t.is_close_frame_sent
+
+    def try_write(self, frame: Any) -> bool:
+        if self._write_paused or not self._open():
+            return False
+        assert self.transport is not None
+        self.transport.send(_TEXT, frame)
+        return True
+
+    async def send_wire(self, frame: Any) -> bool:
+        while self._write_paused and self._open():
+            if self._writable is None:
+                self._writable = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._writable)
+        if not self._open():
+            return False
+        assert self.transport is not None
+        self.transport.send(_TEXT, frame)
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame and wait for the client's (the caller bounds the wait)."""
+        transport = self.transport
+        if transport is None or self._gone:
+            return
+        if not transport.is_close_frame_sent:
+            transport.send_close(WSCloseCode(code), reason.encode())
+        await transport.wait_disconnected()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.underlying_transport.abort()
+
+
+Fallback = Callable[[], asyncio.Protocol]
+"""Makes the protocol for an upgrade to a path the transport does not serve (on the
+app's port: uvicorn's own WebSocket protocol, so other WebSocket routes keep working)."""
+
+
+def _parse(head: bytes) -> Request | None:
+    """The upgrade request in ``head`` (which holds its end), or ``None`` if malformed."""
+    reader = StreamReader()
+    reader.feed_data(head)
+    parser = Request.parse(reader.read_line)
+    try:
+        next(parser)
+    except StopIteration as done:
+        request: Request = done.value
+        return request
+    except Exception:
+        return None
+    return None  # the head ended but the parser wants more: malformed
+
+
+class UpgradeProtocol(asyncio.Protocol):
+    """A connection until it is admitted: reads the upgrade request, runs admission,
+    answers 404/403, or hands the connection to picows.
+
+    With a ``fallback`` (on the app's port), a request for a path the transport does not
+    serve is handed to the fallback protocol instead, and this one forwards every
+    callback to it.
+    """
+
+    def __init__(self, server: PicowsServer, fallback: Fallback | None = None) -> None:
+        self._server = server
+        self._fallback = fallback
+        self._delegate: asyncio.Protocol | None = None
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not derive from asyncio.Transport: no isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(HANDSHAKE_TIMEOUT, self._transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        if self._delegate is not None:
+            self._delegate.data_received(data)
+            return
+        self._buffer += data
+        if self._task is not None:
+            return  # arrived before pause_reading took effect; fed to picows later
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_REQUEST:
+                self._respond(431, "Request Header Fields Too Large\n")
+            return
+        request = _parse(bytes(self._buffer[: end + 4]))
+        if request is None:
+            self._respond(400, "Bad Request\n")
+            return
+        url = urlsplit(request.path)
+        if url.path not in self._server.connections.endpoints:
+            if self._fallback is None:
+                self._respond(404, "Not Found\n")
+            else:
+                self._hand_over()
+            return
+        assert self._transport is not None
+        self._transport.pause_reading()
+        self._task = asyncio.get_running_loop().create_task(self._admit(request))
+
+    def _hand_over(self) -> None:
+        assert self._fallback is not None and self._transport is not None
+        self._stop_timer()
+        delegate = self._delegate = self._fallback()
+        delegate.connection_made(self._transport)
+        delegate.data_received(bytes(self._buffer))
+        self._buffer.clear()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        if self._delegate is not None:
+            self._delegate.connection_lost(exc)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    def eof_received(self) -> bool | None:
+        return self._delegate.eof_received() if self._delegate is not None else None
+
+    def pause_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._delegate is not None:
+            self._delegate.resume_writing()
+
+    def _respond(self, status: int, body: str) -> None:
+        transport = self._transport
+        assert transport is not None
+        reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+        payload = body.encode()
+        transport.write(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+            + payload
+        )
+        transport.close()
+
+    async def _admit(self, request: Request) -> None:
+        transport = self._transport
+        assert transport is not None
+        server = self._server
+        connections = server.connections
+        url = urlsplit(request.path)
+        peer = transport.get_extra_info("peername")
+        handshake = Handshake(
+            path=url.path,
+            headers=request.headers,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            client=(peer[0], peer[1]) if peer else None,
+        )
+        admitted = await connections.admit(handshake)
+        if self._fallback is not None:
+            # On the app's port, the access line uvicorn writes for its own upgrades
+            # (its logger, so the query redaction filter applies).
+            client = f"{peer[0]}:{peer[1]}" if peer else "-"
+            verdict = "accepted" if admitted else "rejected"
+            _access_log.info('%s - "WebSocket %s" [%s]', client, request.path, verdict)
+        if not admitted:
+            self._respond(403, "Forbidden\n")
+            return
+        if transport.is_closing():
+            return
+        self._stop_timer()
+        # picows validates the upgrade headers (400 if bad), answers 101, then calls
+        # on_ws_connected, which starts the session.
+        link = PicowsLink(
+            connections.max_message_size, lambda opened: server.start_session(opened, handshake)
+        )
+        protocol = server.protocol(link)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        data = bytes(self._buffer)
+        while data:
+            view = protocol.get_buffer(len(data))
+            n = min(len(view), len(data))
+            view[:n] = data[:n]
+            protocol.buffer_updated(n)
+            data = data[n:]
+        transport.resume_reading()
+
+
+class PicowsServer:
+    """The standalone server on picows: accepts, admits, and runs one ``Session`` per
+    connection."""
+
+    def __init__(
+        self,
+        connections: Connections,
+        *,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+    ) -> None:
+        self.connections = connections
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    def protocol(self, link: PicowsLink) -> Any:
+        ping = self.ping_interval is not None
+        return _WSProtocol(
+            None,  # host and port: a server protocol has none
+            None,  # path
+            False,  # client side
+            lambda _request: link,  # admission already said yes
+            _picows_log,
+            True,  # disconnect when on_ws_frame raises
+            None,  # handshake timeout: UpgradeProtocol had it
+            ping,  # keepalive pings
+            self.ping_interval if ping else 20.0,
+            # ping_timeout=None waits forever: picows needs a number.
+            self.ping_timeout if self.ping_timeout is not None else 1e9,
+            WSAutoPingStrategy.PING_WHEN_IDLE,
+            True,  # answer pings
+            self.connections.max_message_size,
+            None,  # extra headers
+            READ_BUFFER,
+        )
+
+    def upgrade_protocol(self, fallback: Fallback) -> UpgradeProtocol:
+        """A protocol for an upgrade request on the app's port (see ``_uvicorn.py``)."""
+        return UpgradeProtocol(self, fallback)
+
+    def start_session(self, link: PicowsLink, handshake: Handshake) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(link, handshake))
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _run(self, link: PicowsLink, handshake: Handshake) -> None:
+        session = self.connections.session(link, handshake)
+        session.socket.reader = asyncio.current_task()
+        try:
+            await session.run(link.receive)
+        finally:
+            await session.close(link.close_code)
+
+    async def start(self, host: str, port: int) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: UpgradeProtocol(self), host, port)
+        return self.server
