@@ -66,9 +66,10 @@ class PicowsLink(WSListener):
         self._waiter: asyncio.Future[None] | None = None
         self._parts: list[bytes] | None = None
         self._parts_size = 0
-        self._paused = False  # reading paused: the queue is full
+        self._paused = False  # the queue is full
         self._writable: asyncio.Future[None] | None = None  # set while writes wait
-        self._write_paused = False
+        self._write_paused = False  # the write buffer is full
+        self._reading = True
         self._gone = False
         self.transport: WSTransport | None = None
         self.close_code: int | None = None
@@ -109,12 +110,28 @@ class PicowsLink(WSListener):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._update_reading()
         writable, self._writable = self._writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
+
+    def _update_reading(self) -> None:
+        """Read only while the queue has room and the write buffer is below its limit:
+        picows answers pings itself, so a client that floods pings and never reads
+        would otherwise pile up pongs without bound (issue 15, defect 2)."""
+        reading = not (self._paused or self._write_paused) and not self._gone
+        transport = self.transport
+        if reading is self._reading or transport is None:
+            return
+        self._reading = reading
+        if reading:
+            transport.underlying_transport.resume_reading()
+        else:
+            transport.underlying_transport.pause_reading()
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -136,9 +153,9 @@ class PicowsLink(WSListener):
         frames = self._frames
         frames.append(message)
         self._wake()
-        if len(frames) >= READ_QUEUE and not self._paused and self.transport is not None:
+        if len(frames) >= READ_QUEUE and not self._paused:
             self._paused = True
-            self.transport.underlying_transport.pause_reading()
+            self._update_reading()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -154,10 +171,9 @@ class PicowsLink(WSListener):
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         message = frames.popleft()
-        if self._paused and len(frames) <= READ_QUEUE // 4 and not self._gone:
+        if self._paused and len(frames) <= READ_QUEUE // 4:
             self._paused = False
-            assert self.transport is not None
-            self.transport.underlying_transport.resume_reading()
+            self._update_reading()
         return message
 
     # -- the Link --------------------------------------------------------------------------
