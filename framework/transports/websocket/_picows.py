@@ -108,10 +108,17 @@ class PicowsLink(WSListener):
             writable.set_result(None)
 
     def pause_writing(self) -> None:
+        # Also stop reading: picows answers each ping with a pong without back-pressure,
+        # so a client that floods pings and never reads would grow the write buffer
+        # without bound (issue 15, defect 2); the flood now waits in the socket buffers.
         self._write_paused = True
+        if self.transport is not None:
+            self.transport.underlying_transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self.transport is not None and not self._paused and not self._gone:
+            self.transport.underlying_transport.resume_reading()  # unless our queue is full
         writable, self._writable = self._writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
@@ -157,7 +164,8 @@ class PicowsLink(WSListener):
         if self._paused and len(frames) <= READ_QUEUE // 4 and not self._gone:
             self._paused = False
             assert self.transport is not None
-            self.transport.underlying_transport.resume_reading()
+            if not self._write_paused:  # else resume_writing resumes reading
+                self.transport.underlying_transport.resume_reading()
         return message
 
     # -- the Link --------------------------------------------------------------------------
@@ -230,8 +238,14 @@ class UpgradeProtocol(asyncio.Protocol):
     callback to it.
     """
 
-    def __init__(self, server: PicowsServer, fallback: Fallback | None = None) -> None:
+    def __init__(
+        self,
+        server: PicowsServer,
+        fallback: Fallback | None = None,
+        timeout: float | None = HANDSHAKE_TIMEOUT,
+    ) -> None:
         self._server = server
+        self._timeout = timeout
         self._fallback = fallback
         self._delegate: asyncio.Protocol | None = None
         self._buffer = bytearray()
@@ -242,8 +256,19 @@ class UpgradeProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport: no isinstance check.
         self._transport = cast(asyncio.Transport, transport)
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(HANDSHAKE_TIMEOUT, self._transport.abort)
+        if self._timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._timeout, self._due)
+
+    def _due(self) -> None:
+        """The handshake was not done in time (a slowloris, or admission hanging)."""
+        self._timer = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._delegate is None:
+            transport.abort()
+        elif not getattr(self._delegate, "handshake_complete", True):
+            transport.close()  # the app did not accept or refuse in time
 
     def data_received(self, data: bytes) -> None:
         if self._delegate is not None:
@@ -274,7 +299,6 @@ class UpgradeProtocol(asyncio.Protocol):
 
     def _hand_over(self) -> None:
         assert self._fallback is not None and self._transport is not None
-        self._stop_timer()
         delegate = self._delegate = self._fallback()
         delegate.connection_made(self._transport)
         delegate.data_received(bytes(self._buffer))
