@@ -66,10 +66,9 @@ class PicowsLink(WSListener):
         self._waiter: asyncio.Future[None] | None = None
         self._parts: list[bytes] | None = None
         self._parts_size = 0
-        self._paused = False  # the queue is full
+        self._paused = False  # reading paused: the queue is full
         self._writable: asyncio.Future[None] | None = None  # set while writes wait
-        self._write_paused = False  # the write buffer is full
-        self._reading = True
+        self._write_paused = False
         self._gone = False
         self.transport: WSTransport | None = None
         self.close_code: int | None = None
@@ -109,29 +108,20 @@ class PicowsLink(WSListener):
             writable.set_result(None)
 
     def pause_writing(self) -> None:
+        # Also stop reading: picows answers each ping with a pong without back-pressure,
+        # so a client that floods pings and never reads would grow the write buffer
+        # without bound (issue 15, defect 2); the flood now waits in the socket buffers.
         self._write_paused = True
-        self._update_reading()
+        if self.transport is not None:
+            self.transport.underlying_transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        self._update_reading()
+        if self.transport is not None and not self._paused and not self._gone:
+            self.transport.underlying_transport.resume_reading()  # unless our queue is full
         writable, self._writable = self._writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
-
-    def _update_reading(self) -> None:
-        """Read only while the queue has room and the write buffer is below its limit:
-        picows answers pings itself, so a client that floods pings and never reads
-        would otherwise pile up pongs without bound (issue 15, defect 2)."""
-        reading = not (self._paused or self._write_paused) and not self._gone
-        transport = self.transport
-        if reading is self._reading or transport is None:
-            return
-        self._reading = reading
-        if reading:
-            transport.underlying_transport.resume_reading()
-        else:
-            transport.underlying_transport.pause_reading()
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -153,9 +143,9 @@ class PicowsLink(WSListener):
         frames = self._frames
         frames.append(message)
         self._wake()
-        if len(frames) >= READ_QUEUE and not self._paused:
+        if len(frames) >= READ_QUEUE and not self._paused and self.transport is not None:
             self._paused = True
-            self._update_reading()
+            self.transport.underlying_transport.pause_reading()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -171,9 +161,11 @@ class PicowsLink(WSListener):
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         message = frames.popleft()
-        if self._paused and len(frames) <= READ_QUEUE // 4:
+        if self._paused and len(frames) <= READ_QUEUE // 4 and not self._gone:
             self._paused = False
-            self._update_reading()
+            assert self.transport is not None
+            if not self._write_paused:  # else resume_writing resumes reading
+                self.transport.underlying_transport.resume_reading()
         return message
 
     # -- the Link --------------------------------------------------------------------------
@@ -246,8 +238,14 @@ class UpgradeProtocol(asyncio.Protocol):
     callback to it.
     """
 
-    def __init__(self, server: PicowsServer, fallback: Fallback | None = None) -> None:
+    def __init__(
+        self,
+        server: PicowsServer,
+        fallback: Fallback | None = None,
+        timeout: float | None = HANDSHAKE_TIMEOUT,
+    ) -> None:
         self._server = server
+        self._timeout = timeout
         self._fallback = fallback
         self._delegate: asyncio.Protocol | None = None
         self._buffer = bytearray()
@@ -258,8 +256,19 @@ class UpgradeProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not derive from asyncio.Transport: no isinstance check.
         self._transport = cast(asyncio.Transport, transport)
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(HANDSHAKE_TIMEOUT, self._transport.abort)
+        if self._timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(self._timeout, self._due)
+
+    def _due(self) -> None:
+        """The handshake was not done in time (a slowloris, or admission hanging)."""
+        self._timer = None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        if self._delegate is None:
+            transport.abort()
+        elif not getattr(self._delegate, "handshake_complete", True):
+            transport.close()  # the app did not accept or refuse in time
 
     def data_received(self, data: bytes) -> None:
         if self._delegate is not None:
@@ -290,7 +299,6 @@ class UpgradeProtocol(asyncio.Protocol):
 
     def _hand_over(self) -> None:
         assert self._fallback is not None and self._transport is not None
-        self._stop_timer()
         delegate = self._delegate = self._fallback()
         delegate.connection_made(self._transport)
         delegate.data_received(bytes(self._buffer))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from framework.http._limits import HEADER_TIMEOUT
+from framework.http._server import TIMEOUT_ATTR
 from framework.transports.websocket._picows import PicowsServer, UpgradeProtocol
 
 
@@ -37,6 +39,9 @@ def protocol_class(server: PicowsServer) -> type[asyncio.Protocol]:
             def fallback() -> asyncio.Protocol:
                 return FlowControlledProtocol(config, server_state, app_state, _loop)
 
-            super().__init__(server, fallback)
+            # The app server's header timeout bounds the whole handshake, as uvicorn's
+            # protocol has it (``framework.http._server``).
+            timeout = getattr(config, TIMEOUT_ATTR, HEADER_TIMEOUT)
+            super().__init__(server, fallback, timeout)
 
     return PicowsUpgrade

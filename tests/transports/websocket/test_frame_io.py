@@ -177,3 +177,33 @@ async def test_the_loop_is_the_one_the_test_id_names(request: pytest.FixtureRequ
     # Guards the conftest: these tests must really run on uvloop too.
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     assert loop in request.node.name
+
+
+async def test_a_handshake_stuck_in_a_guard_is_dropped_after_header_timeout() -> None:
+    # The app port's picows hand-over keeps the server's header timeout for the whole
+    # handshake, admission included.
+    release = asyncio.Event()
+
+    async def hangs(handshake: object) -> bool:
+        await release.wait()
+        return False
+
+    uvicorn = {"header_timeout": 0.3}
+    async with served(mode="asgi", uvicorn=uvicorn, guards=[hangs]) as (_, transport, url):
+        host, port = url.removeprefix("ws://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        # The server closes the connection without answering the upgrade: after the
+        # 0.3 s header timeout, well before the 10 s default (so the option is obeyed).
+        assert await asyncio.wait_for(reader.read(), 5.0) == b""
+        assert transport.sockets == {}
+        writer.close()
+        release.set()
