@@ -21,9 +21,11 @@ PAGE = """<!doctype html>
 <html><body><script src="/socket.io/socket.io.js"></script><script>
 window.log = [];
 const socket = io();
+// The transport it opened on, read before the upgrade can finish (a fast one races
+// the "connect" event).
+socket.io.once("open", () => { window.first = socket.io.engine.transport.name; });
 socket.on("orders.created", (order) => { window.pushed = order; });
 socket.on("connect", async () => {
-  window.first = socket.io.engine.transport.name;
   window.echo = await socket.emitWithAck("echo", {text: "from chromium"});
   window.error = await socket.emitWithAck("echo", {nope: true});
   window.subscribed = await socket.emitWithAck("subscribe", "orders.*");
