@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal
 
 from framework.backoff import Backoff
@@ -57,7 +57,7 @@ class Supervisor:
     def __init__(
         self,
         problem: Callable[[], tuple[str, bool] | None],
-        restart: Callable[[], Awaitable[None]],
+        restart: Callable[[], Coroutine[Any, Any, None]],
         fail: Callable[[str], None],
         *,
         on_failure: OnFailure,
@@ -137,7 +137,7 @@ class Supervisor:
             # Each attempt in a task of its own: stopping aiokafka clients from a dead
             # broker can swallow a timeout's cancellation and leave it pending on the
             # task that awaited them; here it ends only that attempt.
-            task = asyncio.get_running_loop().create_task(self._restart())
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._restart())
             try:
                 try:
                     await task
