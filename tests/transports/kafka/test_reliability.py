@@ -21,9 +21,16 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from framework import controller, create_app, event_pattern, module
+from framework import (
+    RequestTimeoutError,
+    controller,
+    create_app,
+    event_pattern,
+    message_pattern,
+    module,
+)
 from framework.testing.kafka import LocalKafkaBroker
-from framework.transports.kafka import KafkaTransport
+from framework.transports.kafka import KafkaClient, KafkaTransport
 from framework.transports.kafka._admin import TopicCreator
 from tests.timing import TIME_FACTOR
 from tests.transports.kafka import consumer_app
@@ -235,3 +242,71 @@ async def test_the_app_rides_out_a_broker_restart(local_kafka_broker: LocalKafka
         await seen.until(lambda: seen.ids >= set(range(1000)))
         assert app.transports[-1].ready
     assert seen.ids == set(range(1000))
+
+
+async def test_request_reply_while_a_second_instance_comes_and_goes(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """Chaos: two server instances in one group on a two-partition topic; one is stopped
+    and started again three times while a client keeps sending requests. Every request
+    gets exactly one reply (from the instance that handled it) or a timeout error, and a
+    request handled twice (a replay after a hand-over) still reaches its caller once."""
+    bootstrap, topic, group = kafka_bootstrap_servers, name("rr"), name("g")
+    handled: dict[int, list[str]] = {}
+
+    def instance(label: str) -> Any:
+        @controller()
+        class Answers:
+            @message_pattern(topic)
+            async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+                handled.setdefault(request["n"], []).append(label)
+                return {"n": request["n"], "by": label}
+
+        @module(controllers=[Answers])
+        class App:
+            pass
+
+        transport = KafkaTransport(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            topic_partitions=2,
+            commit_interval=0.1,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=500,
+            shutdown_timeout=5.0,
+            start_timeout=LIMIT,
+        )
+        return create_app(App, transports=[transport])
+
+    results: dict[int, Any] = {}
+    async with (
+        instance("a"),
+        KafkaClient(bootstrap_servers=bootstrap, default_timeout=15) as client,
+    ):
+
+        async def call(n: int) -> None:
+            try:
+                results[n] = await client.send(topic, {"n": n})
+            except RequestTimeoutError as exc:
+                results[n] = exc
+
+        calls: list[asyncio.Task[None]] = []
+        for cycle in range(3):
+            async with instance(f"b{cycle}"):
+                for n in range(cycle * 40, cycle * 40 + 20):
+                    calls.append(asyncio.create_task(call(n)))
+                    await asyncio.sleep(0.02)
+            for n in range(cycle * 40 + 20, cycle * 40 + 40):  # b just left
+                calls.append(asyncio.create_task(call(n)))
+                await asyncio.sleep(0.02)
+        await asyncio.gather(*calls)
+    replies = {n: r for n, r in results.items() if not isinstance(r, Exception)}
+    assert set(results) == set(range(120))  # one outcome for every request
+    for n, reply in replies.items():
+        assert reply["n"] == n and reply["by"] in handled[n]  # its own reply, from its handler
+    twice = sum(1 for labels in handled.values() if len(labels) > 1)
+    timeouts = len(results) - len(replies)
+    print(
+        f"chaos: 120 requests, {len(replies)} replies, {timeouts} timeouts, {twice} handled twice"
+    )
+    assert timeouts <= 12, f"{timeouts} of 120 requests timed out"
