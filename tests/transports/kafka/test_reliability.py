@@ -310,3 +310,42 @@ async def test_request_reply_while_a_second_instance_comes_and_goes(
         f"chaos: 120 requests, {len(replies)} replies, {timeouts} timeouts, {twice} handled twice"
     )
     assert timeouts <= 12, f"{timeouts} of 120 requests timed out"
+
+
+async def test_a_handler_slower_than_max_poll_interval_causes_no_rebalance_loop(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """Handlers taking 2.5 s with ``max_poll_interval_ms=2000`` on a one-partition
+    topic, the lane full behind them: every record is handled exactly once."""
+    bootstrap, topic = kafka_bootstrap_servers, name("slow")
+    seen = Seen()
+
+    @controller()
+    class Slow:
+        @event_pattern(topic)
+        async def on_record(self, record: dict[str, Any]) -> None:
+            if record["id"] < 3:
+                await asyncio.sleep(2.5)
+            seen.add(record["id"])
+
+    @module(controllers=[Slow])
+    class App:
+        pass
+
+    transport = KafkaTransport(
+        bootstrap_servers=bootstrap,
+        group_id=name("g"),
+        auto_offset_reset="earliest",
+        topic_partitions=1,
+        max_batch_size=1,
+        max_pending_batches=1,
+        commit_interval=0.1,
+        max_poll_interval_ms=2000,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        start_timeout=LIMIT,
+    )
+    async with create_app(App, transports=[transport]):
+        await produce_ids(bootstrap, topic, range(20))
+        await seen.until(lambda: seen.ids >= set(range(20)))
+    assert seen.calls == 20, f"{seen.calls - 20} records handled again after a rebalance"
