@@ -206,7 +206,13 @@ class Seen:
                 await self.changed.wait()
 
 
-async def test_the_app_rides_out_a_broker_restart(local_kafka_broker: LocalKafkaBroker) -> None:
+@pytest.mark.parametrize("down_for", [0.0, 8.0], ids=["restart", "down-past-session-timeout"])
+async def test_the_app_rides_out_a_broker_restart(
+    local_kafka_broker: LocalKafkaBroker, down_for: float
+) -> None:
+    """The broker killed and restarted at once, or kept down longer than the 6 s
+    session timeout (the group's session expires): consumption resumes by itself and
+    every record is handled."""
     broker = local_kafka_broker
     bootstrap, topic = broker.bootstrap_servers, name("restart")
     seen = Seen()
@@ -237,6 +243,7 @@ async def test_the_app_rides_out_a_broker_restart(local_kafka_broker: LocalKafka
         await produce_ids(bootstrap, topic, range(600))
         await seen.until(lambda: len(seen.ids) >= 150)
         broker.kill()
+        await asyncio.sleep(down_for)  # the outage itself: nothing to wait for
         await asyncio.to_thread(broker.restart)
         await produce_ids(bootstrap, topic, range(600, 1000))
         await seen.until(lambda: seen.ids >= set(range(1000)))
