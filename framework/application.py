@@ -95,6 +95,9 @@ class _ProbeHost:
     async def to_peers(self, channel: str, payload: bytes) -> None:
         return None
 
+    def fail(self, reason: str) -> None:
+        return None
+
 
 class _Fanout(TransportEvents):
     """Transport events for several observers, in order."""
@@ -162,6 +165,9 @@ class Application:
         # process cannot mistake new events for ones it has seen.
         self.event_id_prefix = format(int(time.time() * 1000), "x") + "-"
         self._started = False
+        self.failure: str | None = None
+        """Why a transport stopped the app (``fail``), else ``None``."""
+        self._servers: list[Any] = []
         self.observability = observability
         self._observed: Installation | None = None
         self._starlette = Starlette(
@@ -289,6 +295,15 @@ class Application:
     def events(self) -> TransportEvents:
         """Where transports report what happens to them (see ``use_transport_events``)."""
         return self._events
+
+    def fail(self, reason: str) -> None:
+        """A transport cannot go on (``KafkaTransport(on_failure="exit")``): record why
+        and stop the servers of ``server()``/``run()``, which then exit with status 1.
+        An app run another way reads ``app.failure``."""
+        logger.critical("Stopping the app: %s", reason)
+        self.failure = reason
+        for server in self._servers:
+            server.should_exit = True
 
     @property
     def container(self) -> Container:
@@ -579,7 +594,9 @@ class Application:
         options.update(uvicorn_options)
         config = uvicorn.Config(cast(Any, self), host=host, port=port, **options)
         setattr(config, TIMEOUT_ATTR, header_timeout)
-        return DrainingServer(config)
+        server = DrainingServer(config)
+        self._servers.append(server)
+        return server
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options: Any) -> None:
         """Serve the app with uvicorn until SIGINT or SIGTERM, then shut down gracefully
@@ -593,6 +610,8 @@ class Application:
         # do, and a traceback would only alarm the user.
         with contextlib.suppress(KeyboardInterrupt):
             self.server(host, port, **uvicorn_options).run()
+        if self.failure is not None:
+            raise SystemExit(1)
 
 
 def _log_runtime(config: Any) -> None:

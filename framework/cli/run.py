@@ -176,7 +176,7 @@ async def _serve(app: Application, server: Any) -> int:
         stopping = True
         name = signal.Signals(received[0]).name if received else None
         await app.stop(name)
-    return code
+    return 1 if app.failure is not None else code
 
 
 def _options(args: Any) -> dict[str, Any]:

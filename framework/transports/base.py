@@ -74,6 +74,11 @@ class TransportHost(Protocol):
         when there is one."""
         ...
 
+    def fail(self, reason: str) -> None:
+        """A transport cannot go on: stop serving, so that ``app.run()`` and ``framework
+        run`` exit with status 1 (the orchestrator then restarts the process)."""
+        ...
+
 
 class Transport(ABC):
     """A server-side transport.

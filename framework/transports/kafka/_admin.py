@@ -171,11 +171,24 @@ async def stop_quietly(what: str, *clients: Any, timeout: float | None = None) -
     for client in clients:
         if client is None:
             continue
-        try:
-            async with asyncio.timeout(timeout):
-                await client.stop()
-        except Exception:
-            logger.exception("%s: a Kafka %s did not stop cleanly", what, type(client).__name__)
+        # In a task of its own, waited for without cancelling the caller: aiokafka's
+        # stop on a dead broker may swallow a cancellation, which under
+        # ``asyncio.timeout`` would stay pending on the caller and end it at its next
+        # await (leaving the next client unstopped).
+        stopping = asyncio.ensure_future(client.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=timeout)
+        if not done:
+            stopping.cancel()
+            logger.error(
+                "%s: a Kafka %s did not stop in %s s", what, type(client).__name__, timeout
+            )
+        elif not stopping.cancelled() and stopping.exception() is not None:
+            logger.error(
+                "%s: a Kafka %s did not stop cleanly",
+                what,
+                type(client).__name__,
+                exc_info=stopping.exception(),
+            )
 
 
 async def finish_tasks(tasks: Iterable[asyncio.Future[Any]], timeout: float) -> None:

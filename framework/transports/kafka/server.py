@@ -58,6 +58,7 @@ from framework.transports.kafka._recovery import Recovery
 from framework.transports.kafka._replies import Replier
 from framework.transports.kafka._retry import RetryPolicy
 from framework.transports.kafka._state import PartitionState
+from framework.transports.kafka._supervise import OnFailure, Supervisor, coordinator_known
 from framework.transports.kafka._tables import KafkaTable
 from framework.transports.kafka._transactions import Transactions
 from framework.transports.kafka._windows import (
@@ -174,6 +175,13 @@ class KafkaTransport(Transport):
             and dead letters.
         topic_partitions: partitions of created topics (``None``: the broker default).
         replication_factor: replicas of created topics (``None``: the broker default).
+        on_failure: what to do when the consumer loop dies or has had no broker
+            connection for ``disconnected_timeout`` (readiness is false meanwhile):
+            ``"restart"`` (default) stops and starts the transport's clients with
+            backoff (1 s doubling to 30 s) until it runs again; ``"exit"`` stops the
+            app, so ``app.run()`` and ``framework run`` exit with status 1.
+        disconnected_timeout: seconds without a broker connection that count as a
+            failure (default 60; ``None``: never, only a dead loop does).
         consumer_options: extra ``AIOKafkaConsumer`` options.
         producer_options: extra ``AIOKafkaProducer`` options (replies, dead letters).
         **options: aiokafka options, routed to the consumer, the producer and the admin
@@ -219,10 +227,16 @@ class KafkaTransport(Transport):
         create_topics: bool = True,
         topic_partitions: int | None = None,
         replication_factor: int | None = None,
+        on_failure: OnFailure = "restart",
+        disconnected_timeout: float | None = 60.0,
         consumer_options: dict[str, Any] | None = None,
         producer_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        if on_failure not in ("restart", "exit"):
+            raise ConfigurationError(
+                f'KafkaTransport on_failure is "restart" or "exit", not {on_failure!r}'
+            )
         for label, number in (
             ("max_batch_size", max_batch_size),
             ("max_pending_batches", max_pending_batches),
@@ -304,6 +318,14 @@ class KafkaTransport(Transport):
         self._fetch_task: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
         self._running = False
+        self.supervisor = Supervisor(
+            self._problem,
+            self._restart,
+            lambda reason: self.host.fail(reason),
+            on_failure=on_failure,
+            disconnected_timeout=disconnected_timeout,
+        )
+        """Watches the running consumer (``supervisor.failure``, ``supervisor.restarts``)."""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -361,6 +383,7 @@ class KafkaTransport(Transport):
             self._running = True
             if patterns:
                 await self._start_consumer(patterns, records)
+                self.supervisor.watch()
         except BaseException as exc:
             self._running = False
             await self._cancel_tasks()
@@ -480,6 +503,7 @@ class KafkaTransport(Transport):
 
     async def stop(self) -> None:
         """Stop fetching, finish in-flight records and streams, commit, leave the group."""
+        await self.supervisor.stop()
         if not self._running and self._producer is None:
             return
         self._running = False
@@ -498,6 +522,24 @@ class KafkaTransport(Transport):
         if self._state is not None:
             self._state.clear()
         await self._close_clients()
+
+    # -- supervision (framework/transports/kafka/_supervise.py) ------------------------
+
+    def _problem(self) -> tuple[str, bool] | None:
+        for task in (self._fetch_task, self._commit_task):
+            if task is not None and task.done():
+                why = "cancelled" if task.cancelled() else repr(task.exception())
+                return f"the {task.get_name()} loop stopped ({why})", False
+        consumer = self._consumer
+        if consumer is not None and not coordinator_known(consumer):
+            return "no broker connection", True
+        return None
+
+    async def _restart(self) -> None:
+        self._running = False
+        await self._cancel_tasks()
+        await self._close_clients()
+        await self.start()
 
     async def _cancel_tasks(self) -> None:
         await cancel_and_wait(self._fetch_task)
@@ -557,7 +599,7 @@ class KafkaTransport(Transport):
 
     @property
     def ready(self) -> bool:
-        if not self._running:
+        if not self._running or self.supervisor.failure is not None:
             return False
         if self._lanes is not None and not self._lanes.ready.is_set():
             return False

@@ -21,9 +21,16 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from framework import controller, create_app, event_pattern, module
+from framework import (
+    RequestTimeoutError,
+    controller,
+    create_app,
+    event_pattern,
+    message_pattern,
+    module,
+)
 from framework.testing.kafka import LocalKafkaBroker
-from framework.transports.kafka import KafkaTransport
+from framework.transports.kafka import KafkaClient, KafkaTransport
 from framework.transports.kafka._admin import TopicCreator
 from tests.timing import TIME_FACTOR
 from tests.transports.kafka import consumer_app
@@ -199,7 +206,13 @@ class Seen:
                 await self.changed.wait()
 
 
-async def test_the_app_rides_out_a_broker_restart(local_kafka_broker: LocalKafkaBroker) -> None:
+@pytest.mark.parametrize("down_for", [0.0, 8.0], ids=["restart", "down-past-session-timeout"])
+async def test_the_app_rides_out_a_broker_restart(
+    local_kafka_broker: LocalKafkaBroker, down_for: float
+) -> None:
+    """The broker killed and restarted at once, or kept down longer than the 6 s
+    session timeout (the group's session expires): consumption resumes by itself and
+    every record is handled."""
     broker = local_kafka_broker
     bootstrap, topic = broker.bootstrap_servers, name("restart")
     seen = Seen()
@@ -230,8 +243,116 @@ async def test_the_app_rides_out_a_broker_restart(local_kafka_broker: LocalKafka
         await produce_ids(bootstrap, topic, range(600))
         await seen.until(lambda: len(seen.ids) >= 150)
         broker.kill()
+        await asyncio.sleep(down_for)  # the outage itself: nothing to wait for
         await asyncio.to_thread(broker.restart)
         await produce_ids(bootstrap, topic, range(600, 1000))
         await seen.until(lambda: seen.ids >= set(range(1000)))
         assert app.transports[-1].ready
     assert seen.ids == set(range(1000))
+
+
+async def test_request_reply_while_a_second_instance_comes_and_goes(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """Chaos: two server instances in one group on a two-partition topic; one is stopped
+    and started again three times while a client keeps sending requests. Every request
+    gets exactly one reply (from the instance that handled it) or a timeout error, and a
+    request handled twice (a replay after a hand-over) still reaches its caller once."""
+    bootstrap, topic, group = kafka_bootstrap_servers, name("rr"), name("g")
+    handled: dict[int, list[str]] = {}
+
+    def instance(label: str) -> Any:
+        @controller()
+        class Answers:
+            @message_pattern(topic)
+            async def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+                handled.setdefault(request["n"], []).append(label)
+                return {"n": request["n"], "by": label}
+
+        @module(controllers=[Answers])
+        class App:
+            pass
+
+        transport = KafkaTransport(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            topic_partitions=2,
+            commit_interval=0.1,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=500,
+            shutdown_timeout=5.0,
+            start_timeout=LIMIT,
+        )
+        return create_app(App, transports=[transport])
+
+    results: dict[int, Any] = {}
+    async with (
+        instance("a"),
+        KafkaClient(bootstrap_servers=bootstrap, default_timeout=15) as client,
+    ):
+
+        async def call(n: int) -> None:
+            try:
+                results[n] = await client.send(topic, {"n": n})
+            except RequestTimeoutError as exc:
+                results[n] = exc
+
+        calls: list[asyncio.Task[None]] = []
+        for cycle in range(3):
+            async with instance(f"b{cycle}"):
+                for n in range(cycle * 40, cycle * 40 + 20):
+                    calls.append(asyncio.create_task(call(n)))
+                    await asyncio.sleep(0.02)
+            for n in range(cycle * 40 + 20, cycle * 40 + 40):  # b just left
+                calls.append(asyncio.create_task(call(n)))
+                await asyncio.sleep(0.02)
+        await asyncio.gather(*calls)
+    replies = {n: r for n, r in results.items() if not isinstance(r, Exception)}
+    assert set(results) == set(range(120))  # one outcome for every request
+    for n, reply in replies.items():
+        assert reply["n"] == n and reply["by"] in handled[n]  # its own reply, from its handler
+    twice = sum(1 for labels in handled.values() if len(labels) > 1)
+    timeouts = len(results) - len(replies)
+    print(
+        f"chaos: 120 requests, {len(replies)} replies, {timeouts} timeouts, {twice} handled twice"
+    )
+    assert timeouts <= 12, f"{timeouts} of 120 requests timed out"
+
+
+async def test_a_handler_slower_than_max_poll_interval_causes_no_rebalance_loop(
+    kafka_bootstrap_servers: str,
+) -> None:
+    """Handlers taking 2.5 s with ``max_poll_interval_ms=2000`` on a one-partition
+    topic, the lane full behind them: every record is handled exactly once."""
+    bootstrap, topic = kafka_bootstrap_servers, name("slow")
+    seen = Seen()
+
+    @controller()
+    class Slow:
+        @event_pattern(topic)
+        async def on_record(self, record: dict[str, Any]) -> None:
+            if record["id"] < 3:
+                await asyncio.sleep(2.5)
+            seen.add(record["id"])
+
+    @module(controllers=[Slow])
+    class App:
+        pass
+
+    transport = KafkaTransport(
+        bootstrap_servers=bootstrap,
+        group_id=name("g"),
+        auto_offset_reset="earliest",
+        topic_partitions=1,
+        max_batch_size=1,
+        max_pending_batches=1,
+        commit_interval=0.1,
+        max_poll_interval_ms=2000,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        start_timeout=LIMIT,
+    )
+    async with create_app(App, transports=[transport]):
+        await produce_ids(bootstrap, topic, range(20))
+        await seen.until(lambda: seen.ids >= set(range(20)))
+    assert seen.calls == 20, f"{seen.calls - 20} records handled again after a rebalance"

@@ -1,0 +1,131 @@
+"""Supervision on the real broker: no zombie consumers (issue 15).
+
+A consumer loop that dies (injected: its task is cancelled) or a broker that stays
+away longer than ``disconnected_timeout`` turns ``/health/ready`` to 503; then the
+transport restarts with backoff (``on_failure="restart"``, the default) and readiness
+comes back, or the app's server stops and the process would exit 1 (``"exit"``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from framework import Application, controller, create_app, event_pattern, module
+from framework.observability import Observability
+from framework.testing.kafka import LocalKafkaBroker
+from framework.transports.kafka import KafkaTransport
+from tests.timing import TIME_FACTOR
+from tests.transports.harnesses.websocket import uvicorn_running
+from tests.transports.kafka.test_reliability import Seen, name, produce_ids
+
+pytestmark = pytest.mark.kafka
+
+LIMIT = 60 * TIME_FACTOR
+
+
+def _app(bootstrap: str, topic: str, seen: Seen, **options: Any) -> Application:
+    @controller()
+    class Records:
+        @event_pattern(topic)
+        async def on_record(self, record: dict[str, Any]) -> None:
+            seen.add(record["id"])
+
+    @module(controllers=[Records])
+    class App:
+        pass
+
+    transport = KafkaTransport(
+        bootstrap_servers=bootstrap,
+        group_id=name("g"),
+        auto_offset_reset="earliest",
+        commit_interval=0.2,
+        commit_timeout=2.0,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+        shutdown_timeout=2.0,
+        start_timeout=LIMIT,
+        **options,
+    )
+    transport.supervisor.interval = 0.1
+    return create_app(App, transports=[transport], observability=Observability())
+
+
+async def _ready_becomes(http: httpx.AsyncClient, status: int) -> None:
+    """Poll ``/health/ready`` (what a Kubernetes probe does) until it answers ``status``."""
+    async with asyncio.timeout(LIMIT):
+        while (await http.get("/health/ready")).status_code != status:  # noqa: ASYNC110 - probe
+            await asyncio.sleep(0.05)
+
+
+async def test_a_dead_consumer_loop_turns_unready_and_is_restarted(
+    kafka_bootstrap_servers: str,
+) -> None:
+    bootstrap, topic, seen = kafka_bootstrap_servers, name("sup"), Seen()
+    app = _app(bootstrap, topic, seen)
+    async with (
+        uvicorn_running(app) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        transport = app.transports[-1]
+        assert isinstance(transport, KafkaTransport)
+        await produce_ids(bootstrap, topic, range(10))
+        await seen.until(lambda: seen.ids >= set(range(10)))
+        assert (await http.get("/health/ready")).status_code == 200
+        fetch = transport._fetch_task
+        assert fetch is not None
+        fetch.cancel()  # the consumer loop dies (a bug, a cancelled task)
+        await _ready_becomes(http, 503)
+        await _ready_becomes(http, 200)
+        assert transport.supervisor.restarts == 1 and transport.supervisor.failure is None
+        await produce_ids(bootstrap, topic, range(10, 20))
+        await seen.until(lambda: seen.ids >= set(range(20)))  # consuming again
+
+
+async def test_on_failure_exit_stops_the_server(kafka_bootstrap_servers: str) -> None:
+    bootstrap, topic, seen = kafka_bootstrap_servers, name("sup"), Seen()
+    app = _app(bootstrap, topic, seen, on_failure="exit")
+    await app.start()
+    try:
+        server = app.server("127.0.0.1", 0, lifespan="off", log_level="warning")
+        serving = asyncio.create_task(server.serve())
+        async with asyncio.timeout(LIMIT):
+            while not server.started:  # noqa: ASYNC110 - uvicorn sets only a flag
+                await asyncio.sleep(0.01)
+        transport = app.transports[-1]
+        assert isinstance(transport, KafkaTransport) and transport._fetch_task is not None
+        transport._fetch_task.cancel()
+        async with asyncio.timeout(LIMIT):
+            await serving  # the server stops by itself
+        assert app.failure is not None and "kafka-consume" in app.failure
+        assert not transport.ready
+    finally:
+        await app.stop()
+
+
+async def test_a_broker_gone_past_disconnected_timeout_turns_unready_then_recovers(
+    local_kafka_broker: LocalKafkaBroker,
+) -> None:
+    broker, topic, seen = local_kafka_broker, name("sup"), Seen()
+    bootstrap = broker.bootstrap_servers
+    app = _app(bootstrap, topic, seen, disconnected_timeout=2.0)
+    async with (
+        uvicorn_running(app) as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+    ):
+        transport = app.transports[-1]
+        assert isinstance(transport, KafkaTransport)
+        await produce_ids(bootstrap, topic, range(10))
+        await seen.until(lambda: seen.ids >= set(range(10)))
+        broker.kill()
+        await _ready_becomes(http, 503)
+        assert transport.supervisor.failure is not None
+        assert "no broker connection" in transport.supervisor.failure
+        await asyncio.to_thread(broker.restart)
+        await _ready_becomes(http, 200)
+        assert transport.supervisor.restarts >= 1
+        await produce_ids(bootstrap, topic, range(10, 20))
+        await seen.until(lambda: seen.ids >= set(range(20)))
