@@ -189,7 +189,7 @@ class Records:
             if lane.acks:
                 await self._replier.settle(lane)
             if producing is not None:
-                finished = await producing.outputs.finish(lane, records, finished)
+                finished = await producing.finish(lane, records, finished)
         return finished
 
     async def _batched_producing(
@@ -204,7 +204,7 @@ class Records:
         except Exception:
             logger.exception("Kafka lane %s failed; replaying its unfinished records", lane.tp)
         finally:
-            finished = await producing.outputs.finish(lane, records, finished)
+            finished = await producing.finish(lane, records, finished)
         return finished
 
     async def _batched(self, lane: Lane, records: list[Any], handler: MessageHandler) -> int:

@@ -76,22 +76,14 @@ def output(topic: str, value: Any, key: Any, headers: Any, input_key: bytes | No
 
 
 class Collected(list[Output]):
-    """The outputs of one handler call, at most ``limit`` of them.
+    """The outputs of one handler call, at most ``limit`` of them."""
 
-    Attributes:
-        fence: outputs from this index on are sent only once the ones before it were
-            acknowledged (a closed window's deletion from the changelog waits for the
-            window's emission: at least once must not forget a window it never
-            emitted); ``None`` for no fence.
-    """
-
-    __slots__ = ("fence", "input_key", "limit")
+    __slots__ = ("input_key", "limit")
 
     def __init__(self, input_key: bytes | None, limit: int) -> None:
         super().__init__()
         self.input_key = input_key
         self.limit = limit
-        self.fence: int | None = None
 
     def add(self, topic: str, value: Any, key: Any = INPUT_KEY, headers: Any = None) -> None:
         if len(self) >= self.limit:
@@ -140,11 +132,7 @@ class Outputs:
         by ``finish``."""
         producer = await self.producer(tp)
         acks = self._acks.setdefault(tp, [])
-        fence = getattr(outputs, "fence", None) if not self.transactional else None
-        for i, (topic, value, key, headers, partition) in enumerate(outputs):
-            if i == fence:
-                # Raises if one failed: the call fails, and is retried (its outputs again).
-                await asyncio.gather(*(ack for _, ack in acks))
+        for topic, value, key, headers, partition in outputs:
             ack = await producer.send(topic, value, key=key, headers=headers, partition=partition)
             acks.append((offset, ack))
 
@@ -169,6 +157,13 @@ class Outputs:
             first,
         )
         return min(finished, next(i for i, r in enumerate(records) if r.offset >= first))
+
+    async def settle(self, tp: Any) -> None:
+        """Wait for the acks of what was sent for ``tp``'s batch so far (failures are
+        reported by ``finish``)."""
+        acks = self._acks.get(tp)
+        if acks:
+            await asyncio.gather(*(ack for _, ack in acks), return_exceptions=True)
 
     async def release(self, partitions: set[Any]) -> None:
         """Revoked partitions (once their lanes ended)."""
@@ -206,6 +201,7 @@ class Producing:
         self._emits = dict(emits)
         self.max_outputs = max_outputs
         self.state = state
+        self._broken: set[Any] = set()  # partitions whose batch must be handled again
         self._changelogs = {} if state is None else {h: state.changelog(h) for h in state.specs}
 
     async def begin(self, lane: Any, records: list[Any]) -> int:
@@ -275,9 +271,10 @@ class Producing:
                 await self.outputs.send(tp, record.offset, collected)
             except Exception:
                 if state is not None:
-                    # The state moved on but its changelog did not: rebuild it from the
-                    # changelog before the retry.
-                    state.drop([tp])
+                    # The state moved on (a window may have closed) but its outputs did
+                    # not leave: the whole batch is handled again, from the state its
+                    # changelog has (``finish``).
+                    self._broken.add(tp)
                 raise
         return result
 
@@ -290,21 +287,45 @@ class Producing:
         topic: str | None,
         changelog: str,
     ) -> None:
-        """Fold a window handler's result in; its changes go to the changelog and the
-        windows it closed to the ``emits=`` topic, with the call's other outputs."""
+        """Fold a window handler's result in; the windows it closed go to the
+        ``emits=`` topic with the call's other outputs (the store's changelog entries
+        leave once per batch, from ``finish``)."""
         assert self.state is not None and topic is not None
-        record, tp = inbound.raw, inbound.source.tp
-        store = self.state.store(handler, tp)
-        closed, changes = store.add(record.key, record.timestamp, value)
-        deletions = len(closed)  # the last entries of ``changes``
-        for key, entry in changes[: len(changes) - deletions]:
-            collected.raw(changelog, entry, key, tp.partition)
-        for window in closed:
+        record = inbound.raw
+        store = self.state.store(handler, inbound.source.tp)
+        for window in store.add(record.key, record.timestamp, value):
             collected.add(topic, window.as_json(), window.key)
-        if deletions:
-            collected.fence = len(collected)
-            for key, entry in changes[len(changes) - deletions :]:
-                collected.raw(changelog, entry, key, tp.partition)
+
+    async def finish(self, lane: Any, records: list[Any], finished: int) -> int:
+        """End a batch: write the window stores' changelog entries (after the batch's
+        other outputs were acknowledged, at least once: a closed window's deletion never
+        lands before its emission), then the outputs' ``finish``. Returns how many
+        records are finished; when fewer than ``finished``, the partition's state is
+        rebuilt from its changelog before they are handled again."""
+        state, tp = self.state, lane.tp
+        if tp in self._broken:
+            self._broken.discard(tp)
+            finished = 0
+        if state is not None and finished:
+            entries: list[Output] = []
+            for handler, store in state.stores_of(tp):
+                changelog = self._changelogs[handler]
+                entries.extend(
+                    (changelog, value, key, [], tp.partition) for key, value in store.drain()
+                )
+            if entries:
+                try:
+                    if not self.outputs.transactional:
+                        await self.outputs.settle(tp)
+                    # Tied to the batch's first record: if they fail, all of it again.
+                    await self.outputs.send(tp, records[0].offset, entries)
+                except Exception as exc:
+                    logger.error("Kafka changelog write of %s failed: %r", tp, exc)
+                    finished = 0
+        done = await self.outputs.finish(lane, records, finished)
+        if state is not None and done < finished:
+            state.drop([tp])
+        return done
 
 
 def takes_kafka_context(handler: MessageHandler) -> bool:

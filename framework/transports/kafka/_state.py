@@ -85,6 +85,10 @@ class PartitionState:
         name = f"{handler.controller.__name__}.{handler.func.__name__}"
         return _UNSAFE.sub("_", f"{self.group_id}-{name}-changelog")
 
+    def stores_of(self, tp: Any) -> list[tuple[MessageHandler, WindowStore]]:
+        """The window stores of partition ``tp``."""
+        return [(h, s) for (h, p), s in self._stores.items() if p == tp]
+
     def store(self, handler: MessageHandler, tp: Any) -> WindowStore:
         return self._stores[(handler, tp)]
 

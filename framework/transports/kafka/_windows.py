@@ -6,9 +6,10 @@ partition's *stream time* is the largest record timestamp seen; a window closes 
 stream time reaches its end plus the grace period, and is then emitted and forgotten. A
 record whose every window has closed is *late*: dropped and counted.
 
-``WindowStore`` is one partition's state for one handler; every change it makes is also
-returned as changelog entries (key, value or ``None`` for a deletion), which the
-transport writes to a compacted topic and reads back (``restore``) to rebuild the store.
+``WindowStore`` is one partition's state for one handler. It remembers what changed
+since the last ``drain``, which returns the changelog entries (key, value or ``None`` for
+a deletion) to write to a compacted topic: one per changed window however many records
+changed it, so the transport writes them once per batch; ``restore`` reads them back.
 """
 
 from __future__ import annotations
@@ -172,25 +173,23 @@ class WindowStore:
         self._deadlines: list[tuple[int, int, bytes, bytes | None]] = []  # a heap
         self._grace = int(window.grace * 1000)
         self._gap = int(window.gap * 1000) if isinstance(window, SessionWindow) else 0
+        self._dirty: set[tuple[bytes | None, int]] = set()
+        self._time_dirty = False
 
     def __len__(self) -> int:
         return len(self._open)
 
     # -- records ---------------------------------------------------------------------
 
-    def add(
-        self, key: bytes | None, timestamp: int, value: Any
-    ) -> tuple[list[Closed], list[Change]]:
+    def add(self, key: bytes | None, timestamp: int, value: Any) -> list[Closed]:
         """Fold ``value`` (of a record with ``key`` at ``timestamp`` ms) in; returns the
-        windows that closed since (as stream time moved) and the changelog entries of
-        every change, the deletions of the closed windows last (so that they can be
-        written after the closed windows were emitted). A late record changes nothing
+        windows that closed since (as stream time moved). A late record changes nothing
         but ``late``.
 
         Raises:
             TransportError: it would open more than ``max_windows`` windows.
         """
-        changes: list[Change] = []
+        changes = self._dirty
         window = self.window
         if isinstance(window, SessionWindow):
             accepted = self._session(key, timestamp, value, changes)
@@ -205,12 +204,10 @@ class WindowStore:
             self.late += 1
         if timestamp > self.stream_time:
             self.stream_time = timestamp
-            changes.append((_TIME, b"%d" % timestamp))
-        return self._close(changes), changes
+            self._time_dirty = True
+        return self._close(changes)
 
-    def _fold(
-        self, key: bytes | None, start: int, end: int, value: Any, changes: list[Change]
-    ) -> None:
+    def _fold(self, key: bytes | None, start: int, end: int, value: Any, changes: set[Any]) -> None:
         slot = self._open.get((key, start))
         if slot is None:
             if len(self._open) >= self.max_windows:
@@ -218,11 +215,9 @@ class WindowStore:
             slot = self._open[(key, start)] = [end, None]
             heapq.heappush(self._deadlines, (end + self._grace, start, key or b"", key))
         slot[1] = self.reducer(slot[1], value)
-        changes.append((_entry_key(key, start), json.dumps(slot).encode()))
+        changes.add((key, start))
 
-    def _session(
-        self, key: bytes | None, timestamp: int, value: Any, changes: list[Change]
-    ) -> bool:
+    def _session(self, key: bytes | None, timestamp: int, value: Any, changes: set[Any]) -> bool:
         gap = self._gap
         # The open sessions of this key within ``gap`` of the record merge with it.
         touching = [
@@ -241,10 +236,8 @@ class WindowStore:
             self._full()
         slot = self._open[(key, start)] = [end, self.reducer(acc, value)]
         heapq.heappush(self._deadlines, (end + gap + self._grace, start, key or b"", key))
-        # The merged session first, then the deletions of the ones it replaced: a crash
-        # between the two writes leaves too much state, never too little.
-        changes.append((_entry_key(key, start), json.dumps(slot).encode()))
-        changes.extend((_entry_key(key, old), None) for old, _ in touching if old != start)
+        changes.add((key, start))
+        changes.update((key, old) for old, _ in touching)
         return True
 
     def _full(self) -> None:
@@ -253,7 +246,7 @@ class WindowStore:
             "raise max_windows or shorten the windows"
         )
 
-    def _close(self, changes: list[Change]) -> list[Closed]:
+    def _close(self, changes: set[Any]) -> list[Closed]:
         closed: list[Closed] = []
         deadlines, now, gap = self._deadlines, self.stream_time, self._gap
         while deadlines and deadlines[0][0] <= now:
@@ -263,16 +256,37 @@ class WindowStore:
                 continue  # merged into another session, or extended
             del self._open[(key, start)]
             closed.append(Closed(key, start, slot[0], slot[1]))
-            changes.append((_entry_key(key, start), None))
+            changes.add((key, start))
         self.closed_count += len(closed)
         return closed
 
     # -- changelog -------------------------------------------------------------------
 
+    def drain(self) -> list[Change]:
+        """The changelog entries of what changed since the last drain: each changed
+        window's latest value, deletions (``None``) for windows closed or merged away,
+        the stream time. The deletions come last: written after the closed windows'
+        emissions were acknowledged, a crash never forgets a window unemitted."""
+        entries: list[Change] = []
+        deletions: list[Change] = []
+        for key, start in self._dirty:
+            slot = self._open.get((key, start))
+            if slot is None:
+                deletions.append((_entry_key(key, start), None))
+            else:
+                entries.append((_entry_key(key, start), json.dumps(slot).encode()))
+        self._dirty.clear()
+        if self._time_dirty:
+            entries.append((_TIME, b"%d" % self.stream_time))
+            self._time_dirty = False
+        return entries + deletions
+
     def restore(self, entries: Iterable[tuple[bytes, bytes | None]]) -> None:
         """Rebuild from changelog entries, oldest first (the last one of a key wins)."""
         self._open.clear()
         self._deadlines.clear()
+        self._dirty.clear()
+        self._time_dirty = False
         self.stream_time = -1
         gap = self._gap
         latest: dict[bytes, bytes | None] = {}

@@ -26,9 +26,8 @@ def feed(s: WindowStore, *records: tuple[bytes | None, int, Any]) -> tuple[list[
     closed: list[Any] = []
     log: list[Change] = []
     for key, ts, value in records:
-        done, changes = s.add(key, ts, value)
-        closed += [(c.key, c.start, c.end, c.value) for c in done]
-        log += changes
+        closed += [(c.key, c.start, c.end, c.value) for c in s.add(key, ts, value)]
+        log += s.drain()
     return closed, log
 
 
