@@ -10,13 +10,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 UV=.venv/bin/uv
 VENV=.venv-lowest
+rm -rf "$VENV"  # a fresh one each run: nothing left from the last resolution
 $UV venv -q --python .venv/bin/python "$VENV"
 $UV pip compile -q --resolution lowest-direct pyproject.toml \
   --extra config --extra socketio --extra rx -o "$VENV/requirements.txt"
 $UV pip install -q --python "$VENV/bin/python" -r "$VENV/requirements.txt"
 mapfile -t runner < <(.venv/bin/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["testing"], sep="\n")')
-# openapi-spec-validator: the official OpenAPI 3.1 schema, a test-only tool.
-$UV pip install -q --python "$VENV/bin/python" "${runner[@]}" "openapi-spec-validator>=0.7"
+# Test-only tools: the official OpenAPI 3.1 schema; redis for the examples/ transport.
+$UV pip install -q --python "$VENV/bin/python" "${runner[@]}" "openapi-spec-validator>=0.7" "redis>=5.0.1"
 $UV pip install -q --python "$VENV/bin/python" --no-deps -e .
 grep -E '^(starlette|injector|pydantic|uvicorn|websockets|aiokafka|pydantic-settings|reactivex)==' \
   "$VENV/requirements.txt" | tr '\n' ' '; echo
