@@ -49,6 +49,7 @@ from framework.messaging.dispatch import (
     Reply,
     Stream,
 )
+from framework.transports._inflight import InFlight
 from framework.transports._limits import PerClient
 from framework.transports.base import Transport
 
@@ -256,9 +257,7 @@ class SseTransport(Transport):
         self._running = False
         self._draining = False
         self._ticker: asyncio.Task[None] | None = None
-        self._inflight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._inflight = InFlight()  # POSTs being handled
         self._no_streams = asyncio.Event()
         self._no_streams.set()
 
@@ -296,7 +295,7 @@ class SseTransport(Transport):
         try:
             async with asyncio.timeout(self.shutdown_timeout):
                 if wait_for_posts:
-                    await self._idle.wait()
+                    await self._inflight.wait()
                 await self._no_streams.wait()
         except TimeoutError:
             for stream in list(self._subs.streams):
@@ -435,14 +434,11 @@ class SseTransport(Transport):
         refused = await self._check_guards(request, self._dispatch)
         if refused is not None:
             return refused
-        self._inflight += 1
-        self._idle.clear()
+        self._inflight.enter()
         try:
             return await self._handle(request)
         finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
+            self._inflight.leave()
 
     async def _handle(self, request: Request) -> Response:
         pattern: str = request.path_params["pattern"]

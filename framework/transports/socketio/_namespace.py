@@ -36,6 +36,7 @@ from framework.messaging.dispatch import (
 from framework.messaging.errors import error_payload
 from framework.messaging.router import MessageHandler
 from framework.messaging.streams import close, drive
+from framework.transports._inflight import InFlight
 from framework.transports._members import Members, subscription_refusal
 from framework.transports.base import NO_EVENTS, TransportEvents
 from framework.transports.socketio import _packets as packets
@@ -107,8 +108,7 @@ class Server:
         self.namespaces: dict[str, Namespace] = {}
         self.recovery: Recovery | None = None
         self.draining = False
-        self.inflight = 0
-        self.idle_event: asyncio.Event | None = None
+        self.inflight = InFlight()
         self.owner: Any = None
         self.events: TransportEvents = NO_EVENTS
 
@@ -118,18 +118,6 @@ class Server:
         session.on_message = conn.on_message
         session.on_binary = conn.on_binary
         session.on_close = conn.on_close
-
-    async def idle(self, timeout: float) -> bool:
-        """Wait until no event is being handled; ``False`` if ``timeout`` passed first."""
-        if not self.inflight:
-            return True
-        self.idle_event = asyncio.Event()
-        try:
-            async with asyncio.timeout(timeout):
-                await self.idle_event.wait()
-        except TimeoutError:
-            return False
-        return True
 
 
 class Connection:
@@ -355,7 +343,7 @@ class Namespace:
         recovery = self.server.recovery
         if recovery is not None and reason in ("transport close", "ping timeout"):
             recovery.keep(self.name, sock)
-        sock.cancel_streams()
+        sock.streams.cancel_all()
         sock.fail_acks()
         self.members.remove(sock)
         sockets = sock.connection.sockets
@@ -380,7 +368,7 @@ class Namespace:
         if server.draining:
             frame = self._error(sock, _SHUTTING_DOWN, ack_id)
         else:
-            server.inflight += 1
+            server.inflight.enter()
             try:
                 inbound = Inbound(name, payload, None, args, sock)
                 outcome = await self.dispatcher.dispatch(inbound)
@@ -389,9 +377,7 @@ class Namespace:
                 else:
                     frame = await self._other(sock, outcome, name, payload, ack_id)
             finally:
-                server.inflight -= 1
-                if not server.inflight and server.idle_event is not None:
-                    server.idle_event.set()
+                server.inflight.leave()
         if frame is not None:
             written = sock.session.write(frame)
             if written.__class__ is not bool:
@@ -446,10 +432,10 @@ class Namespace:
         - a plain event with an ack: the ack gets the last item;
         - a plain event without one: each item is emitted as the event itself.
         """
-        if stream_id is not None and sock.streaming(stream_id):
+        if stream_id is not None and stream_id in sock.streams:
             message = f"A stream with id {encode(stream_id).decode()} is already running"
             problem: Mapping[str, Any] | None = {"status": "error", "message": message}
-        elif sock.stream_count >= self.server.max_streams:
+        elif len(sock.streams) >= self.server.max_streams:
             problem = _TOO_MANY
         else:
             problem = None
@@ -466,7 +452,7 @@ class Namespace:
             respond = _EachAsEvent(self, sock, name)
             runner = drive(outcome.source, respond, where=outcome.handler.name)
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(_run(runner))
-        sock.add_stream(stream_id, task)
+        sock.streams.add(stream_id, task)
         if stream_id is not None and ack_id is not None:
             return packets.ack(self.prefix, ack_id, encode({"id": stream_id}).decode())
         return None
@@ -490,7 +476,7 @@ class Namespace:
         if event == CANCEL_EVENT:
             if data.__class__ is not str and data.__class__ is not int:
                 return self._error(sock, _BAD_CANCEL, ack_id)
-            found = sock.cancel_stream(data)
+            found = sock.streams.cancel(data)
             if ack_id is None:
                 return None
             return packets.ack(self.prefix, ack_id, "true" if found else "false")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from framework.messaging.codecs import encode
 from framework.messaging.context import MessageContext
 from framework.messaging.responses import WsResponse
+from framework.transports._running import RunningStreams
 from framework.transports.socketio import _packets as packets
 from framework.transports.socketio._engine import EngineSession, new_id
 
@@ -56,7 +57,6 @@ class SioSocket:
         "_ns",
         "_pfx",
         "_session",
-        "_streams",
         "auth",
         "client",
         "connection",
@@ -69,6 +69,7 @@ class SioSocket:
         "recovered",
         "rooms_",
         "state",
+        "streams",
         "subscriptions_",
     )
 
@@ -90,7 +91,8 @@ class SioSocket:
         self._ns = ns
         self._pfx = packets.prefix(ns.name)
         self._session = session
-        self._streams: dict[Any, asyncio.Task[None]] = {}
+        self.streams = RunningStreams()
+        """The streamed replies running for this socket."""
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._next_ack = 0
 
@@ -200,33 +202,6 @@ class SioSocket:
     @property
     def session(self) -> EngineSession:
         return self._session
-
-    def add_stream(self, sid: Any, task: asyncio.Task[None]) -> None:
-        """Track a running stream under its id (``None``: it has none, and ends by
-        itself or with the socket)."""
-        key = object() if sid is None else sid
-        streams = self._streams
-        streams[key] = task
-        task.add_done_callback(lambda _: streams.pop(key, None))
-
-    def streaming(self, sid: Any) -> bool:
-        return sid in self._streams
-
-    @property
-    def stream_count(self) -> int:
-        return len(self._streams)
-
-    def cancel_stream(self, sid: Any) -> bool:
-        task = self._streams.pop(sid, None)
-        if task is None:
-            return False
-        task.cancel()
-        return True
-
-    def cancel_streams(self) -> None:
-        for task in list(self._streams.values()):
-            task.cancel()
-        self._streams.clear()
 
     def acked(self, ack_id: int | None, args: list[Any]) -> None:
         """The client acknowledged the server's event ``ack_id`` (unknown ids: ignored)."""

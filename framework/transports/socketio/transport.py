@@ -282,12 +282,7 @@ class SocketIoTransport(Transport):
         self.gate.accepting = False
         server = self.server
         server.draining = True
-        if not await server.idle(self.shutdown_timeout):
-            logger.warning(
-                "%d Socket.IO handler(s) still running after %g s; closing anyway",
-                server.inflight,
-                self.shutdown_timeout,
-            )
+        await server.inflight.settle(self.shutdown_timeout, "Socket.IO")
         sessions = list(self.engine.sessions.values())
         for session in sessions:
             session.close("server shutting down")

@@ -32,6 +32,7 @@ from framework.messaging.dispatch import (
     Stream,
 )
 from framework.messaging.streams import close, drive
+from framework.transports._inflight import InFlight
 from framework.transports._limits import PerClient, RateBucket
 from framework.transports._members import subscription_refusal
 from framework.transports.base import NO_EVENTS, TransportEvents
@@ -128,10 +129,8 @@ class Connections:
         self.endpoints: dict[str, Endpoint] = {}
         self.accepting = False
         self.draining = False
-        self.inflight = 0
+        self.inflight = InFlight()
         """Frames being handled now."""
-        self.idle_event: asyncio.Event | None = None
-        """Set when ``inflight`` drops to 0 (while a drain waits for it)."""
         self.owner: Any = None
         """The transport, named in transport events (set at start)."""
         self.events: TransportEvents = NO_EVENTS
@@ -177,18 +176,6 @@ class Connections:
         if len(raw) <= limit:
             # A str's UTF-8 form may be up to 4 bytes a character.
             return raw.__class__ is str and len(raw) * 4 > limit and len(raw.encode()) > limit
-        return True
-
-    async def idle(self, timeout: float) -> bool:
-        """Wait until no frame is being handled; ``False`` if ``timeout`` passed first."""
-        if not self.inflight:
-            return True
-        self.idle_event = asyncio.Event()
-        try:
-            async with asyncio.timeout(timeout):
-                await self.idle_event.wait()
-        except TimeoutError:
-            return False
         return True
 
 
@@ -372,7 +359,7 @@ class Session:
             if conns.draining:
                 reply = enc.exception(_SHUTTING_DOWN, fid)
             else:
-                conns.inflight += 1
+                conns.inflight.enter()
                 try:
                     inbound = Inbound(event, data, headers, frame, self.socket)
                     outcome = await self._dispatcher.dispatch(inbound)
@@ -382,9 +369,7 @@ class Session:
                     else:
                         reply = await self._other(outcome, event, data, fid)
                 finally:
-                    conns.inflight -= 1
-                    if not conns.inflight and conns.idle_event is not None:
-                        conns.idle_event.set()
+                    conns.inflight.leave()
         if reply is not None:
             written = self.socket.write(reply)
             if not isinstance(written, bool):
@@ -411,18 +396,18 @@ class Session:
 
     async def _start_stream(self, outcome: Stream, event: str, fid: Any) -> bytes | None:
         sock = self.socket
-        if fid is not None and sock.streaming(fid):
+        if fid is not None and fid in sock.streams:
             name = encode_id(fid).decode()
             message = f"A stream with id {name} is already running on this connection"
             payload: Mapping[str, Any] = {"status": "error", "message": message}
-        elif sock.stream_count >= self._conns.max_streams:
+        elif len(sock.streams) >= self._conns.max_streams:
             payload = _TOO_MANY
         else:
             respond = _Respond(sock, self._enc, event, fid)
             task = asyncio.get_running_loop().create_task(
                 drive(outcome.source, respond, where=outcome.handler.name)
             )
-            sock.add_stream(fid, task)
+            sock.streams.add(fid, task)
             return None
         await close(outcome.source)  # never iterated: its body does not run
         return self._enc.exception(payload, fid)
@@ -435,7 +420,7 @@ class Session:
         if event == CANCEL_EVENT:
             if data.__class__ is not str and data.__class__ is not int:
                 return enc.exception(_BAD_CANCEL, fid)
-            found = sock.cancel_stream(data)
+            found = sock.streams.cancel(data)
             return enc.reply(event, b"true" if found else b"false", fid)
         patterns = [data] if isinstance(data, str) else data
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):

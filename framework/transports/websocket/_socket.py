@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from framework.messaging.codecs import encode
 from framework.transports._members import Members
+from framework.transports._running import RunningStreams
 from framework.transports.websocket._frames import FrameEncoder
 
 logger = logging.getLogger("framework.websocket")
@@ -83,7 +84,6 @@ class WsSocket:
         "_hub",
         "_link",
         "_queue",
-        "_streams",
         "_wake",
         "_writer",
         "client",
@@ -96,6 +96,7 @@ class WsSocket:
         "reader",
         "rooms_",
         "state",
+        "streams",
         "subscriptions_",
     )
 
@@ -126,7 +127,7 @@ class WsSocket:
         self._queue: deque[Any] = deque()
         self._wake: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._streams: dict[Any, asyncio.Task[None]] = {}
+        self.streams = RunningStreams()
         self._close_task: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -235,33 +236,10 @@ class WsSocket:
         """Frames waiting in the send queue."""
         return len(self._queue)
 
-    def add_stream(self, fid: Any, task: asyncio.Task[None]) -> None:
-        """Track a running stream under its request id (``None``: it has none, and can
-        only end by itself or with the connection)."""
-        key = object() if fid is None else fid
-        streams = self._streams
-        streams[key] = task
-        task.add_done_callback(lambda _: streams.pop(key, None))
-
-    def streaming(self, fid: Any) -> bool:
-        """Whether a stream with request id ``fid`` is running."""
-        return fid in self._streams
-
     @property
     def stream_count(self) -> int:
-        return len(self._streams)
-
-    def cancel_stream(self, fid: str | int) -> bool:
-        task = self._streams.pop(fid, None)
-        if task is None:
-            return False
-        task.cancel()
-        return True
-
-    def cancel_streams(self) -> None:
-        for task in list(self._streams.values()):
-            task.cancel()
-        self._streams.clear()
+        """Streamed replies running on this connection."""
+        return len(self.streams)
 
     def begin_close(self, code: int, reason: str, *, flush: bool) -> None:
         """Start closing (once): leave every room and subscription at once, optionally
@@ -306,7 +284,7 @@ class WsSocket:
             self.close_code = code
         self.state = SocketState.CLOSED
         self._hub.remove(self)
-        self.cancel_streams()
+        self.streams.cancel_all()
         close_task = self._close_task
         if close_task is None or close_task.done():
             self._stop_writer()

@@ -272,15 +272,10 @@ class WebSocketTransport(Transport):
         connections = self.connections
         connections.accepting = False
         connections.draining = True
-        if not await connections.idle(self.shutdown_timeout):
-            logger.warning(
-                "%d WebSocket handler(s) still running after %g s; closing anyway",
-                connections.inflight,
-                self.shutdown_timeout,
-            )
+        await connections.inflight.settle(self.shutdown_timeout, "WebSocket")
         sockets = list(self.hub.sockets.values())
         for sock in sockets:
-            sock.cancel_streams()
+            sock.streams.cancel_all()
             sock.begin_close(CLOSE_GOING_AWAY, "server shutting down", flush=True)
         readers = [s.reader for s in sockets if s.reader is not None and not s.reader.done()]
         waits = [s.wait_closed() for s in sockets]
