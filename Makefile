@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test install install-test-deps lint typecheck docs pytest bench soak fuzz clean test-lowest
+.PHONY: run test install install-test-deps lint typecheck docs pytest bench charts soak fuzz clean test-lowest
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ test-lowest: install-test-deps
 
 bench: install
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## The docs' benchmark charts (docs/img/benchmarks/*.svg) from the results saved in
+## benchmarks/results/; refresh one with `$(PY) -m benchmarks.<name> --json
+## benchmarks/results/<name>.json` (the Kafka scripts start their own broker).
+charts: install
+	$(PY) -m benchmarks.charts
 
 ## Minutes of mixed Kafka/WS/Socket.IO/SSE traffic with slow and leaving clients; fails if
 ## the server's memory or file descriptors keep growing (not part of `make test`).

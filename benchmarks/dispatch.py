@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from benchmarks._util import best_rate, report
+from benchmarks._util import Results, best_rate, json_option, report
 from framework import (
     ExecutionContext,
     controller,
@@ -94,7 +94,8 @@ def payloads(n: int) -> list[bytes]:
     ]
 
 
-async def main(n: int) -> bool:
+async def main(n: int, results: Results) -> bool:
+    """Best-of-5 rates (``results`` gets the best of each side)."""
     data = payloads(n)
     counter = Counter()
 
@@ -128,9 +129,15 @@ async def main(n: int) -> bool:
         plain = await best_rate(through("orders.plain"))
     ok = report("dispatch (memory, guard + interceptor + validation)", full, baseline, 0.7)
     report("dispatch (memory, validation only)", plain, baseline, 0.7)
+    for scenario, ours in (("guard + interceptor + validation", full), ("validation only", plain)):
+        results.add(scenario, "framework (memory transport)", ours, "events/s", ours=True)
+        results.add(scenario, "bare loop", baseline, "events/s")
     return ok
 
 
 if __name__ == "__main__":
-    events = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    asyncio.run(main(events))
+    argv, json_path = json_option(sys.argv[1:])
+    events = int(argv[0]) if argv else 50_000
+    results = Results("dispatch")
+    asyncio.run(main(events, results))
+    results.save(json_path)

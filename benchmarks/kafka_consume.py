@@ -24,8 +24,9 @@ writes them (the framework must not fall to a slower path for them).
   buffered record taken per ``getmany``: the fastest aiokafka loop we could write.
 
 Run: ``python benchmarks/kafka_consume.py [--records 200000] [--partitions 1]
-[--variant plain|traceparent|both] [--profile]`` (starts a broker unless ``KAFKA_BOOTSTRAP_SERVERS``
-is set). Target ratio: >= 0.8 in both variants.
+[--variant plain|traceparent|both] [--profile] [--json PATH]`` (starts a broker unless
+``KAFKA_BOOTSTRAP_SERVERS`` is set; ``--json`` writes every round for
+``benchmarks/charts.py``). Target ratio: >= 0.8 in both variants.
 """
 
 import argparse
@@ -44,6 +45,7 @@ from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
 from benchmarks._kafka import create_topic, kafka_cluster, produce, unique
+from benchmarks._util import Results
 from framework import controller, create_app, event_pattern, injectable, module
 from framework.transports.kafka import KafkaTransport
 
@@ -216,10 +218,17 @@ async def profiled(label: str, run: Awaitable[tuple[float, float]]) -> tuple[flo
 
 
 async def compare(
-    bootstrap: str, label: str, topic: str, n: int, repeats: int, profile: bool = False
+    bootstrap: str,
+    label: str,
+    topic: str,
+    n: int,
+    repeats: int,
+    results: Results,
+    profile: bool = False,
 ) -> float:
     """Interleaved runs of each side on ``topic``; prints and returns the best-of wall
-    rate of the framework (the ratios are printed)."""
+    rate of the framework (the ratios are printed; every round goes to ``results``,
+    under the scenario ``label``)."""
     sides: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
         "framework": lambda: run_framework(bootstrap, topic, n),
         "framework, big fetches": lambda: run_framework(bootstrap, topic, n, tuned=True),
@@ -232,6 +241,10 @@ async def compare(
         for side, run in sides.items():
             rates[side].append(await run())
             show(side, rates[side][-1])
+            wall, cpu = rates[side][-1]
+            ours = side.startswith("framework")
+            results.add(label, side, wall, "records/s", ours=ours)
+            results.add(f"{label}, by CPU", side, cpu, "records per CPU-second", ours=ours)
     if profile:
         for side in ("framework", "strongest bare aiokafka"):
             show(f"{side}, profiled", await profiled(side, sides[side]()))
@@ -270,7 +283,9 @@ async def main() -> None:
         action="store_true",
         help="also run the framework and the strongest bare loop under cProfile",
     )
+    parser.add_argument("--json", metavar="PATH", help="write every round's rates to PATH")
     args = parser.parse_args()
+    results = Results("kafka_consume")
     logging.basicConfig(level=logging.CRITICAL)
     n = args.records
     values = [
@@ -290,7 +305,11 @@ async def main() -> None:
                 f"{n:,} records on {topic} ({args.partitions} partition(s), {label}), "
                 f"best of {args.repeats}"
             )
-            best_ours = await compare(bootstrap, label, topic, n, args.repeats, args.profile)
+            scenario = f"{args.partitions} partition{'s' if args.partitions > 1 else ''}, {label}"
+            best_ours = await compare(
+                bootstrap, scenario, topic, n, args.repeats, results, args.profile
+            )
+        results.save(args.json)
         try:
             fs_version = version("faststream")
         except PackageNotFoundError:

@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from benchmarks._kafka import create_topic, kafka_cluster, unique
+from benchmarks._util import Results
 from framework.messaging.codecs import encode
 from framework.transports.kafka import KafkaClient
 
@@ -80,7 +81,9 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--sequential-records", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", metavar="PATH", help="write every round's rates to PATH")
     args = parser.parse_args()
+    results = Results("kafka_produce")
     logging.basicConfig(level=logging.CRITICAL)
     with kafka_cluster() as bootstrap:
         topic = unique("bench.produce")
@@ -94,6 +97,8 @@ async def main() -> None:
             for _ in range(args.repeats):
                 ours.append(await run_framework(bootstrap, topic, n, concurrency))
                 bare.append(await run_bare(bootstrap, topic, n, concurrency))
+                results.add(label, "framework emit", ours[-1], "records/s", ours=True)
+                results.add(label, "bare aiokafka send", bare[-1], "records/s")
             best_ours, best_bare = max(ours), max(bare)
             ratio = best_ours / best_bare
             print(
@@ -102,6 +107,7 @@ async def main() -> None:
             )
             verdict = "OK" if ratio >= 0.8 else "BELOW TARGET"
             print(f"produce, {label}: ratio {ratio:.2f} (target >= 0.8) {verdict}")
+    results.save(args.json)
 
 
 if __name__ == "__main__":

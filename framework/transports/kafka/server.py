@@ -114,6 +114,17 @@ def _window_spec(handler: MessageHandler) -> tuple[Window, Reducer]:
     return window, reducer_of(extras.get("aggregate", "count"), owner)
 
 
+FETCH_MAX_WAIT_MS = 100
+"""How long the broker may hold a fetch with nothing new (aiokafka's default is 500 ms).
+
+aiokafka keeps one fetch in flight per broker and sends it only for partitions with
+nothing buffered. When the only such partitions are caught up, the broker holds that
+fetch this long while every other partition of the broker runs dry behind it: catching
+up on 4 partitions of uneven length, a 500 ms hold cost a third to half the wall time.
+Caught-up partitions then poll 10 times a second instead of twice; a new record still
+comes back at once."""
+
+
 class KafkaTransport(Transport):
     """Serve message and event handlers from Kafka, NestJS-compatible on the wire.
 
@@ -294,6 +305,7 @@ class KafkaTransport(Transport):
         consumer, producer, admin = split_options(options, "KafkaTransport")
         self._consumer_options = {
             "auto_offset_reset": "latest",
+            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
             # Exactly once reads only committed input, as a chain of such apps needs.
             **({"isolation_level": "read_committed"} if exactly_once else {}),
             **consumer,
