@@ -44,7 +44,7 @@ from framework.testing.kafka.jars import (
     kafka_version,
 )
 from framework.testing.kafka.logs import failure_report
-from framework.testing.kafka.process import spawn, terminate_group
+from framework.testing.kafka.process import run_tool, spawn, terminate_group
 from framework.testing.kafka.readiness import probe_metadata, run_blocking
 from framework.testing.kafka.security import (
     SASL_MECHANISMS,
@@ -273,6 +273,32 @@ class LocalKafkaBroker:
             username=self.sasl_username if sasl else None,
             password=self.sasl_password if sasl else None,
         )
+
+    def change_scram_password(self, password: str) -> None:
+        """Rotate the SCRAM credentials (SHA-256 and SHA-512) of :attr:`sasl_username`,
+        as an operator would (``kafka-configs --alter --entity-type users``). New
+        connections need the new password; open ones stay logged in (:meth:`restart`
+        drops them). PLAIN keeps the password the broker started with.
+
+        Raises:
+            KafkaBrokerError: not running, no SASL listener, or the tool failed.
+        """
+        if not any(p.startswith("SASL_") for p in self.security):
+            raise KafkaBrokerError("this broker has no SASL listener")
+        if not _CREDENTIAL.fullmatch(password):
+            raise KafkaBrokerError(
+                f"password must be 1-64 letters, digits, '.', '_' or '-', not {password!r}"
+            )
+        if not self.is_running() or self._data_dir is None:
+            raise KafkaBrokerError("change_scram_password() needs a running broker")
+        for mechanism in SASL_MECHANISMS[1:]:  # one per request: the broker takes no more
+            scram = f"{mechanism}=[password={password}]"
+            cmd = [self.java, "-cp", self._classpath(), "kafka.admin.ConfigCommand",
+                   "--bootstrap-server", self.bootstrap_servers, "--alter",
+                   "--add-config", scram, "--entity-type", "users",
+                   "--entity-name", self.sasl_username]  # fmt: skip
+            run_tool(cmd, what="changing SCRAM credentials", cwd=self._data_dir, timeout=60.0)
+        self.sasl_password = password
 
     def _secured(self, protocol: str | None) -> SecureProtocol:
         if not self.security:

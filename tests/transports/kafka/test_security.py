@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.abc import AbstractTokenProvider  # type: ignore[import-untyped]
 
 from framework import (
@@ -30,7 +30,13 @@ from framework import (
 from framework.exceptions import ConfigurationError, TransportError
 from framework.testing.kafka import LocalKafkaBroker
 from framework.transports.base import Transport
-from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaSecurity, KafkaTransport
+from framework.transports.kafka import (
+    KafkaClient,
+    KafkaRelay,
+    KafkaSecurity,
+    KafkaTransport,
+    TumblingWindow,
+)
 from tests.timing import TIME_FACTOR
 
 pytestmark = pytest.mark.kafka
@@ -242,6 +248,56 @@ async def test_exactly_once_consume_transform_produce_over_sasl_ssl(
         outputs = await read(bootstrap, security, out, count)
     assert sorted(json.loads(r.value)["id"] for r in outputs) == list(range(count))
     assert transport.aborted_transactions == 0
+
+
+async def test_window_state_comes_back_from_its_changelog_over_sasl_ssl(
+    kafka_secure_broker: LocalKafkaBroker,
+) -> None:
+    """The changelog topics' admin client, writer and reader log in too: a window
+    opened before a restart is closed after it with the count from before."""
+    bootstrap, security = connection(kafka_secure_broker, "sasl_ssl")
+    clicks, counts, group = name("secure.clicks"), name("secure.counts"), name("g")
+    base = 1_700_000_000_000  # ms, a window boundary
+
+    @controller()
+    class Counts:
+        @event_pattern(clicks, emits=counts, window=TumblingWindow(10))
+        async def per_window(self, click: dict[str, Any]) -> int:
+            return 1
+
+    @module(controllers=[Counts])
+    class App:
+        pass
+
+    def server() -> KafkaTransport:
+        return KafkaTransport(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            start_timeout=LIMIT,
+            auto_offset_reset="earliest",
+            security=security,
+        )
+
+    async def click_at(ms: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **security.aiokafka_options())
+        await producer.start()
+        try:
+            await producer.send_and_wait(clicks, b"{}", key=b"k", timestamp_ms=ms)
+        finally:
+            await producer.stop()
+
+    first = server()
+    async with create_app(App, transports=[first]):
+        await click_at(base + 1000)
+        await click_at(base + 2000)
+        async with asyncio.timeout(LIMIT):
+            while first.window_stats()["state_size"] < 1:  # noqa: ASYNC110 - a counter
+                await asyncio.sleep(0.02)
+    second = server()
+    async with create_app(App, transports=[second]):
+        await click_at(base + 12_000)  # stream time past the window's end: it closes
+        [closed] = await read(bootstrap, security, counts, 1)
+    assert json.loads(closed.value)["value"] == 2
 
 
 # -- misconfigured clients: a clear error, fast ---------------------------------------
