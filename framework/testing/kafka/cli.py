@@ -134,7 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # abort start-up; start() cleans up on the way out
             raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         broker = LocalKafkaBroker(
             host=args.host,
@@ -148,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KafkaBrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"Starting Apache Kafka {kafka_version()}...", file=sys.stderr, flush=True)
         try:

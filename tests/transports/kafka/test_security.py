@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.abc import AbstractTokenProvider  # type: ignore[import-untyped]
 
 from framework import (
@@ -38,6 +38,7 @@ from framework.transports.kafka import (
     TumblingWindow,
 )
 from tests.timing import TIME_FACTOR
+from tests.transports.kafka.test_produce import read_all
 
 pytestmark = pytest.mark.kafka
 
@@ -66,26 +67,14 @@ def connection(
     )
 
 
+def server(bootstrap: str, security: KafkaSecurity | None, **options: Any) -> KafkaTransport:
+    settings: dict[str, Any] = {"group_id": name("g"), "start_timeout": LIMIT, **options}
+    return KafkaTransport(bootstrap_servers=bootstrap, security=security, **settings)
+
+
 async def read(bootstrap: str, security: KafkaSecurity, topic: str, count: int) -> list[Any]:
-    """The first ``count`` committed records of ``topic``, read over ``security``."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-        isolation_level="read_committed",
-        **security.aiokafka_options(),
-    )
-    await consumer.start()
-    found: list[Any] = []
-    try:
-        async with asyncio.timeout(LIMIT):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    found.extend(records)
-    finally:
-        await consumer.stop()
-    return found
+    """The committed records of ``topic`` (at least ``count``), read over ``security``."""
+    return await read_all(bootstrap, topic, count, **security.aiokafka_options())
 
 
 @pytest.mark.parametrize(("protocol", "mechanism"), SECURED)
@@ -112,12 +101,7 @@ async def test_events_and_request_reply_over_a_secured_listener(
     class App:
         pass
 
-    transport = KafkaTransport(
-        bootstrap_servers=bootstrap,
-        group_id=name("g"),
-        start_timeout=LIMIT,
-        security=security,
-    )
+    transport = server(bootstrap, security)
     app = create_app(App, transports=[transport])
     async with app, KafkaClient(bootstrap_servers=bootstrap, security=security) as client:
         await client.emit(events, {"id": 7})
@@ -149,14 +133,7 @@ async def test_failing_events_are_dead_lettered_over_sasl_ssl(
     class App:
         pass
 
-    transport = KafkaTransport(
-        bootstrap_servers=bootstrap,
-        group_id=name("g"),
-        start_timeout=LIMIT,
-        max_retries=1,
-        retry_backoff=0.01,
-        security=security,
-    )
+    transport = server(bootstrap, security, max_retries=1, retry_backoff=0.01)
     async with (
         create_app(App, transports=[transport]),
         KafkaClient(bootstrap_servers=bootstrap, security=security) as client,
@@ -232,13 +209,7 @@ async def test_exactly_once_consume_transform_produce_over_sasl_ssl(
     class App:
         pass
 
-    transport = KafkaTransport(
-        bootstrap_servers=bootstrap,
-        group_id=name("g"),
-        start_timeout=LIMIT,
-        exactly_once=True,
-        security=security,
-    )
+    transport = server(bootstrap, security, exactly_once=True)
     async with (
         create_app(App, transports=[transport]),
         KafkaClient(bootstrap_servers=bootstrap, security=security) as client,
@@ -269,14 +240,8 @@ async def test_window_state_comes_back_from_its_changelog_over_sasl_ssl(
     class App:
         pass
 
-    def server() -> KafkaTransport:
-        return KafkaTransport(
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            start_timeout=LIMIT,
-            auto_offset_reset="earliest",
-            security=security,
-        )
+    def restartable() -> KafkaTransport:
+        return server(bootstrap, security, group_id=group, auto_offset_reset="earliest")
 
     async def click_at(ms: int) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **security.aiokafka_options())
@@ -286,14 +251,14 @@ async def test_window_state_comes_back_from_its_changelog_over_sasl_ssl(
         finally:
             await producer.stop()
 
-    first = server()
+    first = restartable()
     async with create_app(App, transports=[first]):
         await click_at(base + 1000)
         await click_at(base + 2000)
         async with asyncio.timeout(LIMIT):
             while first.window_stats()["state_size"] < 1:  # noqa: ASYNC110 - a counter
                 await asyncio.sleep(0.02)
-    second = server()
+    second = restartable()
     async with create_app(App, transports=[second]):
         await click_at(base + 12_000)  # stream time past the window's end: it closes
         [closed] = await read(bootstrap, security, counts, 1)
@@ -369,13 +334,7 @@ async def test_a_misconfigured_transport_fails_start_naming_the_cause(
     class App:
         pass
 
-    transport = KafkaTransport(
-        bootstrap_servers=bootstrap,
-        group_id=name("g"),
-        start_timeout=LIMIT,
-        security=security,
-        **options,
-    )
+    transport = server(bootstrap, security, **options)
     app = create_app(App, transports=[transport])
     started = time.monotonic()
     with pytest.raises(TransportError, match=rf"Kafka transport could not start on .*{BAD[case]}"):
