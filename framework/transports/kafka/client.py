@@ -45,7 +45,7 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
-from framework.transports.kafka.security import KafkaSecurity, connect_error
+from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 from framework.transports.kafka.wire import (
     CORRELATION_ID,
     Reply,
@@ -222,7 +222,13 @@ class KafkaClient(ClientProxy):
                 self._producer = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap_servers, **self._producer_options
                 )
-                await self._producer.start()
+                await start_within(
+                    self._producer,
+                    self.topic_timeout,
+                    "Kafka client could not connect to",
+                    self.bootstrap_servers,
+                    self.security,
+                )
                 self._consumer = AIOKafkaConsumer(
                     bootstrap_servers=self.bootstrap_servers,
                     group_id=None,

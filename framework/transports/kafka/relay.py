@@ -23,7 +23,7 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
-from framework.transports.kafka.security import KafkaSecurity, connect_error
+from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 from framework.transports.kafka.wire import header
 
 logger = logging.getLogger("framework.kafka")
@@ -103,7 +103,13 @@ class KafkaRelay(PublishRelay):
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
-            await self._producer.start()
+            await start_within(
+                self._producer,
+                self.start_timeout,
+                "Kafka relay could not start on",
+                self.bootstrap_servers,
+                self.security,
+            )
             await topics.ensure([self.topic])
             self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap_servers,

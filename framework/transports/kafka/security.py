@@ -24,7 +24,13 @@ from typing import Any, Literal
 
 from framework.exceptions import ConfigurationError, TransportError
 
-__all__ = ["KafkaSecurity", "SecurityProtocol", "connect_error", "explain_connect_failure"]
+__all__ = [
+    "KafkaSecurity",
+    "SecurityProtocol",
+    "connect_error",
+    "explain_connect_failure",
+    "start_within",
+]
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 _PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -141,6 +147,32 @@ class KafkaSecurity:
         return f"{self.protocol}, {self.mechanism}{who}"
 
 
+async def start_within(
+    client: Any,
+    timeout: float,
+    what: str,
+    bootstrap_servers: str | list[str],
+    security: KafkaSecurity | None,
+) -> None:
+    """Start an aiokafka client, giving up after *timeout* seconds.
+
+    aiokafka waits ``request_timeout_ms`` (40 s) for a server that accepts connections
+    but never answers (a wrong port, a TLS client waiting for a handshake).
+
+    Raises:
+        TransportError: no answer within *timeout*; starts with *what*.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await client.start()
+    except TimeoutError:
+        over = security.describe() if security is not None else "PLAINTEXT"
+        raise TransportError(
+            f"{what} {_joined(bootstrap_servers)}: no answer within {timeout:g} s over "
+            f"{over}; is that a Kafka listener of this protocol?"
+        ) from None
+
+
 async def connect_error(
     what: str,
     exc: BaseException,
@@ -171,8 +203,7 @@ async def connect_error(
         cause = await explain_connect_failure(
             bootstrap_servers, security or KafkaSecurity(), options, timeout
         )
-    where = bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
-    return TransportError(f"{what} {where}: {cause or repr(exc)}")
+    return TransportError(f"{what} {_joined(bootstrap_servers)}: {cause or repr(exc)}")
 
 
 async def explain_connect_failure(
@@ -249,6 +280,10 @@ async def explain_connect_failure(
     except (OSError, ValueError) as exc:
         return f"cannot connect over {security.describe()}: {exc!r}"
     return None
+
+
+def _joined(bootstrap_servers: str | list[str]) -> str:
+    return bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
 
 
 def _broker_message(exc: BaseException) -> str:

@@ -70,7 +70,7 @@ from framework.transports.kafka._windows import (
     reducer_of,
 )
 from framework.transports.kafka.context import KafkaContext
-from framework.transports.kafka.security import KafkaSecurity, connect_error
+from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 
 logger = logging.getLogger("framework.kafka")
 
@@ -368,7 +368,13 @@ class KafkaTransport(Transport):
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
-            await self._producer.start()
+            await start_within(
+                self._producer,
+                self.start_timeout,
+                "Kafka transport could not start on",
+                self.bootstrap_servers,
+                self.security,
+            )
             exact = [p for p in patterns if not is_wildcard(p)]
             if self.create_topics and (exact or emits):
                 await self._topics.ensure(sorted({*exact, *emits.values()}))

@@ -363,6 +363,37 @@ async def test_a_misconfigured_client_and_relay_fail_naming_the_cause(
             await relay.start(deliver)
 
 
+async def test_a_listener_that_never_answers_fails_start_within_start_timeout() -> None:
+    """A server that takes the connection and says nothing (a wrong port; a TLS client
+    waits for a handshake there): aiokafka alone would wait 40 s."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    server_ = await asyncio.start_server(silent, "127.0.0.1", 0)
+    bootstrap = f"127.0.0.1:{server_.sockets[0].getsockname()[1]}"
+
+    @controller()
+    class Nothing:
+        @event_pattern(name("never"))
+        async def on_event(self, payload: Any) -> None:
+            return None
+
+    @module(controllers=[Nothing])
+    class App:
+        pass
+
+    limit = 2.0 * TIME_FACTOR
+    async with server_:
+        for security in (None, KafkaSecurity(protocol="SSL")):
+            transport = server(bootstrap, security, start_timeout=limit)
+            started = time.monotonic()
+            with pytest.raises(TransportError, match=rf"no answer within {limit:g} s over"):
+                await create_app(App, transports=[transport]).start()
+            assert time.monotonic() - started < limit + FAIL_FAST
+
+
 def test_security_settings_are_checked_when_built(tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError, match="protocol must be one of"):
         KafkaSecurity(protocol="TLS")
