@@ -22,7 +22,7 @@ from framework.config import load_settings
 from framework.http import mount_openapi
 from framework.observability import Observability
 from framework.transports.base import Transport
-from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport
+from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaSecurity, KafkaTransport
 from framework.transports.socketio import SocketIoTransport
 from framework.transports.sse import SseTransport
 from framework.transports.websocket import WebSocketTransport
@@ -32,6 +32,20 @@ def observability() -> Observability:
     """Health probes and tracing; metrics only where the optional package is installed."""
     metrics = importlib.util.find_spec("prometheus_client") is not None
     return Observability(health_path="/health", metrics_path="/metrics" if metrics else None)
+
+
+def kafka_security(settings: Settings) -> KafkaSecurity | None:
+    """The Kafka security settings, or ``None`` for a PLAINTEXT cluster."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    password = settings.kafka_sasl_password
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol,
+        ca_file=settings.kafka_ssl_ca_file,
+        mechanism=settings.kafka_sasl_mechanism,
+        username=settings.kafka_sasl_username,
+        password=password.get_secret_value() if password is not None else None,
+    )
 
 
 def build_app(
@@ -49,19 +63,23 @@ def build_app(
         return _with_docs(
             create_app(AppModule, transports=transports, observability=observability())
         )
+    security = kafka_security(settings)
     transports.append(
         KafkaTransport(
             bootstrap_servers=kafka_bootstrap,
             group_id=settings.kafka_group_id,
             auto_offset_reset="earliest",
+            security=security,
         )
     )
     return _with_docs(
         create_app(
             AppModule,
             transports=transports,
-            default_client=KafkaClient(bootstrap_servers=kafka_bootstrap),
-            relay=KafkaRelay(bootstrap_servers=kafka_bootstrap, topic="example.broadcast"),
+            default_client=KafkaClient(bootstrap_servers=kafka_bootstrap, security=security),
+            relay=KafkaRelay(
+                bootstrap_servers=kafka_bootstrap, topic="example.broadcast", security=security
+            ),
             observability=observability(),
         )
     )

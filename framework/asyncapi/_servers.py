@@ -117,12 +117,22 @@ def _sse(t: SseTransport, http_host: str, secure: bool) -> dict[str, Any]:
     }
 
 
+# AsyncAPI 3.0 security scheme types of the SASL mechanisms (OAUTHBEARER's "oauth2"
+# needs flows the transport does not know: left out).
+_SASL_SCHEMES = {
+    "PLAIN": "plain",
+    "SCRAM-SHA-256": "scramSha256",
+    "SCRAM-SHA-512": "scramSha512",
+    "GSSAPI": "gssapi",
+}
+
+
 def _kafka(t: KafkaTransport) -> dict[str, Any]:
     servers = t.bootstrap_servers
     host = servers if isinstance(servers, str) else ",".join(servers)
-    return {
+    server: dict[str, Any] = {
         "host": host,
-        "protocol": "kafka",
+        "protocol": "kafka-secure" if t.security is not None and t.security.tls else "kafka",
         "description": (
             f"Apache Kafka, consumer group `{t.group_id}`. Topic = pattern; JSON values. "
             "Requests carry the `kafka_correlationId` and `kafka_replyTopic` headers "
@@ -130,6 +140,13 @@ def _kafka(t: KafkaTransport) -> dict[str, Any]:
             f"handlers are retried, then dead-lettered to `<topic>{t.dlq_suffix}`."
         ),
     }
+    security = t.security
+    scheme = _SASL_SCHEMES.get(security.mechanism or "") if security is not None else None
+    if security is not None and scheme is not None:
+        server["security"] = [
+            {"type": scheme, "description": f"SASL {security.mechanism} ({security.protocol})"}
+        ]
+    return server
 
 
 def _memory() -> dict[str, Any]:

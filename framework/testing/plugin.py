@@ -5,6 +5,9 @@ Fixtures:
         a ``TestingApp`` and stops it after the test.
     kafka_bootstrap_servers: a real Kafka broker for the session (see
         ``framework.testing.kafka``).
+    kafka_secure_broker: a local broker for the session with SSL, SASL_PLAINTEXT and
+        SASL_SSL listeners.
+    local_kafka_broker: a fresh local broker for one test.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ import pytest
 
 from framework.testing.kafka.pytest_fixtures import (
     kafka_bootstrap_servers,
+    kafka_secure_broker,
     local_kafka_broker,
 )
 from framework.testing.module import TestingApp, create_testing_module
 
-__all__ = ["framework_app", "kafka_bootstrap_servers", "local_kafka_broker"]
+__all__ = [
+    "framework_app",
+    "kafka_bootstrap_servers",
+    "kafka_secure_broker",
+    "local_kafka_broker",
+]
 
 AppFactory = Callable[..., Awaitable[TestingApp]]
 

@@ -80,6 +80,23 @@ async def test_the_example_app_with_kafka_documents_the_kafka_server() -> None:
     assert "kafka" in servers_of(resolve(doc, op["channel"]["$ref"]))
 
 
+async def test_a_secured_kafka_server_documents_tls_and_its_sasl_mechanism(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "svc")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "never-printed")
+    doc = await build_asyncapi(build_app("127.0.0.1:9093"))
+    assert_valid(doc)
+    server = doc["servers"]["kafka"]
+    assert server["protocol"] == "kafka-secure"
+    assert server["security"] == [
+        {"type": "scramSha512", "description": "SASL SCRAM-SHA-512 (SASL_SSL)"}
+    ]
+    assert "never-printed" not in str(doc)
+
+
 @pytest.fixture
 async def doc() -> dict[str, Any]:
     return await build_asyncapi(shop.app)

@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
 from framework.testing.kafka import kafka_version
+from framework.transports.kafka import KafkaClient, KafkaSecurity
 from tests.cli.helpers import COMMAND_TIMEOUT_S, cli, kill, start
 from tests.timing import TIME_FACTOR
 
@@ -53,6 +54,48 @@ def test_kafka_start_runs_a_broker_until_sigint() -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=COMMAND_TIMEOUT_S) == 0
         assert "Stopping Kafka" in err.rest(COMMAND_TIMEOUT_S)
+    finally:
+        kill(proc)
+
+
+@pytest.mark.kafka
+def test_kafka_start_with_security_prints_what_a_client_needs() -> None:
+    proc, out, err = start(
+        "kafka", "start", "--security", "sasl_ssl", "--sasl-password", "s3cret-pw",
+        extra_env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092"},  # ignored: --security
+    )  # fmt: skip
+    try:
+        try:
+            out.wait_for(r"^KAFKA_BOOTSTRAP_SERVERS=(\S+)$", BROKER_START_TIMEOUT_S)
+        except AssertionError:
+            reason = f"cannot start a local Kafka broker:\n{err.rest(COMMAND_TIMEOUT_S)}"
+            if os.environ.get("REQUIRE_KAFKA") == "1":
+                pytest.fail(reason)
+            pytest.skip(reason)
+        out.wait_for(r"^KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS=", COMMAND_TIMEOUT_S)
+        settings = dict(line.strip().split("=", 1) for line in out.seen)
+        assert settings["KAFKA_BOOTSTRAP_SERVERS"] != "127.0.0.1:19092"
+        assert settings["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert settings["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert settings["KAFKA_SASL_PASSWORD"] == "s3cret-pw"
+        security = KafkaSecurity(
+            protocol=settings["KAFKA_SECURITY_PROTOCOL"],
+            ca_file=settings["KAFKA_SSL_CA_FILE"],
+            mechanism=settings["KAFKA_SASL_MECHANISM"],
+            username=settings["KAFKA_SASL_USERNAME"],
+            password=settings["KAFKA_SASL_PASSWORD"],
+        )
+
+        async def connect() -> None:
+            client = KafkaClient(
+                bootstrap_servers=settings["KAFKA_BOOTSTRAP_SERVERS"], security=security
+            )
+            async with client:  # producer, reply reader and admin all log in
+                await client.emit("cli.secure", {"ok": True})
+
+        asyncio.run(asyncio.wait_for(connect(), 30 * TIME_FACTOR))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=COMMAND_TIMEOUT_S) == 0
     finally:
         kill(proc)
 

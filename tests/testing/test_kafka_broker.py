@@ -192,3 +192,33 @@ def test_maven_failure_names_the_command(tmp_path: Path) -> None:
 def test_missing_maven_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KafkaBrokerError, match="not found on PATH"):
         ensure_kafka_jars(tmp_path, mvn="definitely-not-mvn-here")
+
+
+def test_security_options_are_checked_before_anything_starts() -> None:
+    with pytest.raises(KafkaBrokerError, match="unknown security 'tls': use one of ssl"):
+        LocalKafkaBroker(security="tls")
+    with pytest.raises(KafkaBrokerError, match="sasl_password must be 1-64 letters"):
+        LocalKafkaBroker(security="sasl_ssl", sasl_password='a"b')
+    broker = LocalKafkaBroker(security=["SASL_SSL", "ssl", "sasl_ssl"])
+    assert broker.security == ("SASL_SSL", "SSL")
+    assert broker.ca_file is None  # made at start
+    with pytest.raises(KafkaBrokerError, match="no SASL_PLAINTEXT listener"):
+        broker.secure_bootstrap_servers("sasl_plaintext")
+    with pytest.raises(KafkaBrokerError, match="no secured listener"):
+        LocalKafkaBroker().client_security()
+
+
+def test_secured_listeners_are_configured_with_their_own_names() -> None:
+    from framework.testing.kafka.security import listener_properties, scram_arguments
+
+    listeners, props = listener_properties(
+        {"SASL_PLAINTEXT": 9001}, host="127.0.0.1", tls=None, username="u", password="p"
+    )
+    assert listeners == ["SASL_PLAINTEXT://127.0.0.1:9001"]
+    assert props["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    assert 'user_u="p"' in props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    assert "ssl.keystore.location" not in props
+    assert scram_arguments("u", "p") == [
+        "--add-scram", "SCRAM-SHA-256=[name=u,password=p]",
+        "--add-scram", "SCRAM-SHA-512=[name=u,password=p]",
+    ]  # fmt: skip

@@ -2,7 +2,8 @@
 
 See :mod:`framework.testing.kafka.broker` and ``docs/kafka-local-broker.md``. Modules:
 ``jars`` (Maven resolution and cache), ``config`` (ports, ``server.properties``, storage
-format), ``readiness`` (Metadata probe), ``logs`` (log tails for errors), ``broker``
+format), ``readiness`` (Metadata probe), ``logs`` (log tails for errors), ``security`` (TLS
+material made with keytool, SASL listener settings), ``broker``
 (:class:`LocalKafkaBroker`) and ``cli`` (:func:`main`).
 """
 

@@ -10,6 +10,10 @@ Typical use::
     with LocalKafkaBroker() as broker:
         print(broker.bootstrap_servers)  # "127.0.0.1:<port>"
 
+    with LocalKafkaBroker(security="sasl_ssl") as broker:  # adds a SASL_SSL listener
+        security = broker.client_security()  # a KafkaSecurity for the framework's clients
+        print(broker.secure_bootstrap_servers(), broker.ca_file, broker.sasl_password)
+
 Requirements: ``java`` 17+ and ``mvn`` on ``PATH`` (or passed in), network access to
 Maven Central for the first resolution, and ``aiokafka`` for the readiness probe.
 """
@@ -19,15 +23,17 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
+import secrets
 import shlex
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from framework.testing.kafka.config import NODE_ID, format_storage, free_port, server_properties
 from framework.testing.kafka.errors import BOOTSTRAP_ENV_VAR, KafkaBrokerError
@@ -38,8 +44,20 @@ from framework.testing.kafka.jars import (
     kafka_version,
 )
 from framework.testing.kafka.logs import failure_report
-from framework.testing.kafka.process import spawn, terminate_group
+from framework.testing.kafka.process import run_tool, spawn, terminate_group
 from framework.testing.kafka.readiness import probe_metadata, run_blocking
+from framework.testing.kafka.security import (
+    SASL_MECHANISMS,
+    SecureProtocol,
+    TlsFiles,
+    listener_properties,
+    make_tls,
+    normalize_protocols,
+    scram_arguments,
+)
+
+if TYPE_CHECKING:
+    from framework.transports.kafka.security import KafkaSecurity
 
 # The jar names are re-exported so that imports from this module keep working.
 __all__ = [
@@ -65,12 +83,22 @@ def _kill_live_brokers() -> None:
 
 atexit.register(_kill_live_brokers)
 
+# Credentials go into JAAS and `--add-scram` strings unquoted: keep them to safe characters.
+_CREDENTIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
 
 class LocalKafkaBroker:
     """A single-node Apache Kafka 4.x (KRaft, broker + controller) child process.
 
     The node listens on ``PLAINTEXT://<host>:<port>`` for clients and on a second port
-    for its controller. Data lives in a temporary folder (or *data_dir*) so that
+    for its controller. With *security* it also has one listener per secured protocol
+    named (``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``), each on a port of its own: TLS
+    with a CA, keystore and truststore made by ``keytool`` at the first start (in
+    ``<data_dir>/tls``; clients trust :attr:`ca_file`), SASL with PLAIN, SCRAM-SHA-256
+    and SCRAM-SHA-512 for one user (:attr:`sasl_username`, :attr:`sasl_password`). The
+    PLAINTEXT listener stays, on loopback, for the readiness probe and for tools.
+
+    Data lives in a temporary folder (or *data_dir*) so that
     :meth:`kill` + :meth:`restart` keep what was written. :meth:`start` returns only
     after a real Metadata round trip shows the broker registered and every existing
     partition with a leader.
@@ -104,6 +132,10 @@ class LocalKafkaBroker:
         mvn: Maven executable name or path.
         log_level: slf4j-simple level of the broker log (``trace`` ... ``error``).
         extra_properties: ``server.properties`` entries that override the defaults.
+        security: Secured listeners to add: ``"ssl"``, ``"sasl_plaintext"``,
+            ``"sasl_ssl"`` (any case), or several of them; ``None`` adds none.
+        sasl_username: The SASL user the broker accepts (letters, digits, ``._-``).
+        sasl_password: Its password (same characters); ``None`` makes a random one.
     """
 
     def __init__(
@@ -127,7 +159,21 @@ class LocalKafkaBroker:
         mvn: str = "mvn",
         log_level: str = "info",
         extra_properties: Mapping[str, str] | None = None,
+        security: str | Iterable[str] | None = None,
+        sasl_username: str = "framework",
+        sasl_password: str | None = None,
     ) -> None:
+        self.security = normalize_protocols(security)
+        """The secured listeners, as Kafka's protocol names."""
+        self.sasl_username = sasl_username
+        self.sasl_password = secrets.token_hex(12) if sasl_password is None else sasl_password
+        for label, value in (("sasl_username", sasl_username), ("sasl_password", sasl_password)):
+            if value is not None and not _CREDENTIAL.fullmatch(value):
+                raise KafkaBrokerError(
+                    f"{label} must be 1-64 letters, digits, '.', '_' or '-', not {value!r}"
+                )
+        self._secure_ports: dict[SecureProtocol, int] = {}
+        self._tls: TlsFiles | None = None
         self.host = host
         self._port = port
         self._controller_port = controller_port
@@ -176,6 +222,96 @@ class LocalKafkaBroker:
         """Client bootstrap string, ``"<host>:<port>"``."""
         return f"{self.host}:{self.port}"
 
+    def secure_bootstrap_servers(self, protocol: str | None = None) -> str:
+        """Bootstrap string of a secured listener, ``"<host>:<port>"``.
+
+        Args:
+            protocol: ``"ssl"``, ``"sasl_plaintext"`` or ``"sasl_ssl"`` (any case);
+                ``None`` means the first of :attr:`security`.
+
+        Raises:
+            KafkaBrokerError: the broker has no such listener, or is not started.
+        """
+        wanted = self._secured(protocol)
+        port = self._secure_ports.get(wanted)
+        if port is None:
+            raise KafkaBrokerError("broker not started: no secured port chosen yet")
+        return f"{self.host}:{port}"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate (PEM) clients trust; ``None`` without a TLS listener or
+        before :meth:`start`."""
+        return self._tls.ca_file if self._tls is not None else None
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The TLS files (CA, keystore, truststore and their password), once made."""
+        return self._tls
+
+    def client_security(
+        self, protocol: str | None = None, *, mechanism: str = "SCRAM-SHA-512"
+    ) -> KafkaSecurity:
+        """The :class:`~framework.transports.kafka.KafkaSecurity` that connects to a
+        secured listener: this broker's CA for TLS, its user for SASL.
+
+        Args:
+            protocol: As for :meth:`secure_bootstrap_servers`.
+            mechanism: SASL mechanism (``PLAIN``, ``SCRAM-SHA-256``, ``SCRAM-SHA-512``);
+                ignored for ``SSL``.
+        """
+        from framework.transports.kafka.security import KafkaSecurity
+
+        wanted = self._secured(protocol)
+        if mechanism.upper() not in SASL_MECHANISMS:
+            raise KafkaBrokerError(f"mechanism must be one of {SASL_MECHANISMS}, not {mechanism!r}")
+        sasl = wanted.startswith("SASL_")
+        return KafkaSecurity(
+            protocol=wanted,
+            ca_file=self.ca_file if wanted.endswith("SSL") else None,
+            mechanism=mechanism.upper() if sasl else None,
+            username=self.sasl_username if sasl else None,
+            password=self.sasl_password if sasl else None,
+        )
+
+    def change_scram_password(self, password: str) -> None:
+        """Rotate the SCRAM credentials (SHA-256 and SHA-512) of :attr:`sasl_username`,
+        as an operator would (``kafka-configs --alter --entity-type users``). New
+        connections need the new password; open ones stay logged in (:meth:`restart`
+        drops them). PLAIN keeps the password the broker started with.
+
+        Raises:
+            KafkaBrokerError: not running, no SASL listener, or the tool failed.
+        """
+        if not any(p.startswith("SASL_") for p in self.security):
+            raise KafkaBrokerError("this broker has no SASL listener")
+        if not _CREDENTIAL.fullmatch(password):
+            raise KafkaBrokerError(
+                f"password must be 1-64 letters, digits, '.', '_' or '-', not {password!r}"
+            )
+        if not self.is_running() or self._data_dir is None:
+            raise KafkaBrokerError("change_scram_password() needs a running broker")
+        for mechanism in SASL_MECHANISMS[1:]:  # one per request: the broker takes no more
+            scram = f"{mechanism}=[password={password}]"
+            cmd = [self.java, "-cp", self._classpath(), "kafka.admin.ConfigCommand",
+                   "--bootstrap-server", self.bootstrap_servers, "--alter",
+                   "--add-config", scram, "--entity-type", "users",
+                   "--entity-name", self.sasl_username]  # fmt: skip
+            run_tool(cmd, what="changing SCRAM credentials", cwd=self._data_dir, timeout=60.0)
+        self.sasl_password = password
+
+    def _secured(self, protocol: str | None) -> SecureProtocol:
+        if not self.security:
+            raise KafkaBrokerError("this broker has no secured listener (security=None)")
+        if protocol is None:
+            return self.security[0]
+        wanted = normalize_protocols(protocol)[0]
+        if wanted not in self.security:
+            raise KafkaBrokerError(
+                f"this broker has no {wanted} listener (it has {', '.join(self.security)})"
+            )
+        return wanted
+
     @property
     def data_dir(self) -> Path | None:
         """Folder holding ``server.properties``, the broker log and the Kafka data."""
@@ -220,7 +356,7 @@ class LocalKafkaBroker:
         while True:
             attempt += 1
             auto_ports = self._pick_ports()
-            self._prepare_data_dir()
+            self._prepare_data_dir(deadline)
             try:
                 self._format_storage(deadline)
                 self._launch()
@@ -235,6 +371,7 @@ class LocalKafkaBroker:
                     raise
                 self._port = self._initial_port
                 self._controller_port = self._initial_controller_port
+                self._secure_ports = {}
                 continue
             except BaseException:
                 self.stop()
@@ -254,6 +391,15 @@ class LocalKafkaBroker:
             while self._controller_port == self._port:
                 self._controller_port = free_port(self.host)
             chosen = True
+        taken = {self._port, self._controller_port}
+        for protocol in self.security:
+            if protocol not in self._secure_ports:
+                port = free_port(self.host)
+                while port in taken:
+                    port = free_port(self.host)
+                self._secure_ports[protocol] = port
+                taken.add(port)
+                chosen = True
         return chosen
 
     def restart(self) -> Self:
@@ -300,6 +446,7 @@ class LocalKafkaBroker:
                 shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
             self._owns_data_dir = False
+            self._tls = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -332,7 +479,7 @@ class LocalKafkaBroker:
                 f"(or set {BOOTSTRAP_ENV_VAR} to use an existing Kafka cluster)"
             )
 
-    def _prepare_data_dir(self) -> None:
+    def _prepare_data_dir(self, deadline: float) -> None:
         if self._requested_data_dir is None:
             self._data_dir = Path(tempfile.mkdtemp(prefix="framework-kafka-"))
             self._owns_data_dir = True
@@ -343,6 +490,21 @@ class LocalKafkaBroker:
             path.mkdir(parents=True, exist_ok=True)
             self._data_dir = path
             self._owns_data_dir = False
+        self._tls = None
+        if any(p.endswith("SSL") for p in self.security):
+            self._tls = make_tls(
+                self._data_dir / "tls",
+                host=self.host,
+                java=self.java,
+                timeout=max(1.0, deadline - time.monotonic()),
+            )
+        listeners, secured = listener_properties(
+            self._secure_ports,
+            host=self.host,
+            tls=self._tls,
+            username=self.sasl_username,
+            password=self.sasl_password,
+        )
         (self._data_dir / "server.properties").write_text(
             server_properties(
                 host=self.host,
@@ -350,7 +512,8 @@ class LocalKafkaBroker:
                 controller_port=self.controller_port,
                 data_dir=self._data_dir,
                 session_timeout=self.session_timeout,
-                extra_properties=self.extra_properties,
+                secure_listeners=listeners,
+                extra_properties={**secured, **self.extra_properties},
             )
         )
 
@@ -360,8 +523,13 @@ class LocalKafkaBroker:
 
     def _format_storage(self, deadline: float) -> None:
         assert self._data_dir is not None
+        sasl = any(p.startswith("SASL_") for p in self.security)
         format_storage(
-            java=self.java, classpath=self._classpath(), data_dir=self._data_dir, deadline=deadline
+            java=self.java,
+            classpath=self._classpath(),
+            data_dir=self._data_dir,
+            deadline=deadline,
+            extra_args=scram_arguments(self.sasl_username, self.sasl_password) if sasl else (),
         )
 
     def _launch(self) -> None:

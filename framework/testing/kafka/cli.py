@@ -12,8 +12,13 @@ from collections.abc import Sequence
 from framework.testing.kafka.broker import LocalKafkaBroker
 from framework.testing.kafka.errors import BOOTSTRAP_ENV_VAR, KafkaBrokerError
 from framework.testing.kafka.jars import ensure_kafka_jars, kafka_version
+from framework.testing.kafka.security import (
+    SASL_MECHANISMS,
+    SECURE_PROTOCOLS,
+    normalize_protocols,
+)
 
-__all__ = ["fetch", "main"]
+__all__ = ["client_settings", "fetch", "main"]
 
 
 def _say(line: str) -> None:
@@ -42,10 +47,43 @@ def fetch(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def client_settings(broker: LocalKafkaBroker, protocol: str | None = None) -> list[str]:
+    """``NAME=value`` lines telling a client how to connect (a shell can source them).
+
+    Without security: ``KAFKA_BOOTSTRAP_SERVERS``. With it, that names the secured
+    listener (*protocol*, or the broker's first), and ``KAFKA_SECURITY_PROTOCOL``,
+    ``KAFKA_SSL_CA_FILE`` (TLS), ``KAFKA_SASL_MECHANISM`` (SCRAM-SHA-512; the listener
+    also takes PLAIN and SCRAM-SHA-256), ``KAFKA_SASL_USERNAME``, ``KAFKA_SASL_PASSWORD``
+    (SASL) and ``KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS`` (the plain
+    listener, for tools) follow.
+    """
+    if not broker.security:
+        return [f"{BOOTSTRAP_ENV_VAR}={broker.bootstrap_servers}"]
+    protocol = normalize_protocols(protocol)[0] if protocol else broker.security[0]
+    lines = [
+        f"{BOOTSTRAP_ENV_VAR}={broker.secure_bootstrap_servers(protocol)}",
+        f"KAFKA_SECURITY_PROTOCOL={protocol}",
+    ]
+    if protocol.endswith("SSL"):
+        lines.append(f"KAFKA_SSL_CA_FILE={broker.ca_file}")
+    if protocol.startswith("SASL_"):
+        lines += [
+            f"KAFKA_SASL_MECHANISM={SASL_MECHANISMS[-1]}",
+            f"KAFKA_SASL_USERNAME={broker.sasl_username}",
+            f"KAFKA_SASL_PASSWORD={broker.sasl_password}",
+        ]
+    lines.append(f"KAFKA_PLAINTEXT_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a local Kafka broker until Ctrl-C or SIGTERM (``python -m framework.testing.kafka``).
 
-    If ``$KAFKA_BOOTSTRAP_SERVERS`` is set, prints it and starts nothing.
+    If ``$KAFKA_BOOTSTRAP_SERVERS`` is set (and no ``--security``), prints it and
+    starts nothing. With
+    ``--security``, the broker gets a listener of that protocol and the lines printed
+    are what a client needs (bootstrap of that listener, protocol, CA file, SASL
+    mechanisms, user and password).
 
     Args:
         argv: Command-line arguments without the program name; ``None`` uses ``sys.argv``.
@@ -64,10 +102,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--startup-timeout", type=float, default=90.0, help="seconds to wait (default 90)"
     )
     parser.add_argument("--heap", default="-Xms256m -Xmx512m", help="JVM heap flags")
+    parser.add_argument(
+        "--security",
+        choices=[p.lower() for p in SECURE_PROTOCOLS],
+        default=None,
+        help="add a listener that requires TLS, SASL or both (certificates made with "
+        "keytool; SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512)",
+    )
+    parser.add_argument("--sasl-username", default="framework", help="SASL user")
+    parser.add_argument(
+        "--sasl-password", default=None, help="SASL password (default: a random one)"
+    )
     args = parser.parse_args(argv)
 
     existing = os.environ.get(BOOTSTRAP_ENV_VAR)
-    if existing:
+    # A secured broker is always started: the existing cluster's security is unknown.
+    if existing and args.security is None:
         print(f"{BOOTSTRAP_ENV_VAR}={existing}", flush=True)
         print(
             f"Using the existing Kafka cluster from ${BOOTSTRAP_ENV_VAR}; not starting one.",
@@ -84,10 +134,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # abort start-up; start() cleans up on the way out
             raise KeyboardInterrupt
 
+    try:
+        broker = LocalKafkaBroker(
+            host=args.host,
+            port=args.port,
+            heap=args.heap,
+            startup_timeout=args.startup_timeout,
+            security=args.security,
+            sasl_username=args.sasl_username,
+            sasl_password=args.sasl_password,
+        )
+    except KafkaBrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    broker = LocalKafkaBroker(
-        host=args.host, port=args.port, heap=args.heap, startup_timeout=args.startup_timeout
-    )
     try:
         print(f"Starting Apache Kafka {kafka_version()}...", file=sys.stderr, flush=True)
         try:
@@ -102,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Interrupted during start-up.", file=sys.stderr)
             return 130
         ready = True
-        print(f"{BOOTSTRAP_ENV_VAR}={broker.bootstrap_servers}", flush=True)
+        for line in client_settings(broker):
+            print(line, flush=True)
         print(
             f"Kafka ready in {broker.last_start_seconds or 0.0:.1f} s (pid {broker.pid}, "
             f"log {broker.log_file}). Press Ctrl-C to stop.",

@@ -6,7 +6,7 @@ import base64
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from framework.testing.kafka.process import run_tool
@@ -42,6 +42,7 @@ def server_properties(
     controller_port: int,
     data_dir: Path,
     session_timeout: float,
+    secure_listeners: Sequence[str] = (),
     extra_properties: Mapping[str, str],
 ) -> str:
     """Return the ``server.properties`` text of a single node tuned for tests.
@@ -52,17 +53,26 @@ def server_properties(
         controller_port: KRaft controller port.
         data_dir: Folder whose ``kafka-logs`` subfolder holds the Kafka data.
         session_timeout: KRaft broker session timeout, in seconds (at least 1 s is used).
+        secure_listeners: Further ``NAME://host:port`` listeners, each named after its
+            security protocol (``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``); their TLS and
+            SASL settings come in *extra_properties*.
         extra_properties: Entries that override the defaults.
     """
     session_ms = max(1000, int(session_timeout * 1000))
+    secure = list(secure_listeners)
+    names = ["PLAINTEXT", "CONTROLLER", *(listener.split("://", 1)[0] for listener in secure)]
     heartbeat_ms = max(100, min(500, session_ms // 4))
     props: dict[str, str] = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         "controller.quorum.voters": f"{NODE_ID}@{host}:{controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": ",".join(
+            [f"PLAINTEXT://{host}:{port}", f"CONTROLLER://{host}:{controller_port}", *secure]
+        ),
+        "advertised.listeners": ",".join([f"PLAINTEXT://{host}:{port}", *secure]),
+        "listener.security.protocol.map": ",".join(
+            f"{name}:{'PLAINTEXT' if name == 'CONTROLLER' else name}" for name in names
+        ),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir / "kafka-logs"),
@@ -93,7 +103,14 @@ def server_properties(
     return header + "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def format_storage(*, java: str, classpath: str, data_dir: Path, deadline: float) -> None:
+def format_storage(
+    *,
+    java: str,
+    classpath: str,
+    data_dir: Path,
+    deadline: float,
+    extra_args: Sequence[str] = (),
+) -> None:
     """Format fresh KRaft storage for ``<data_dir>/server.properties`` with a new cluster id.
 
     Args:
@@ -101,6 +118,7 @@ def format_storage(*, java: str, classpath: str, data_dir: Path, deadline: float
         classpath: The ``java -cp`` value naming the Kafka jars.
         data_dir: Folder holding ``server.properties``; the tool runs there.
         deadline: :func:`time.monotonic` value to finish by (at least 1 s is allowed).
+        extra_args: Further ``format`` arguments (``--add-scram ...``).
 
     Raises:
         KafkaBrokerError: If the tool cannot run, fails or times out; the message names
@@ -118,6 +136,7 @@ def format_storage(*, java: str, classpath: str, data_dir: Path, deadline: float
         random_cluster_id(),
         "-c",
         str(data_dir / "server.properties"),
+        *extra_args,
     ]
     timeout = max(1.0, deadline - time.monotonic())
     run_tool(cmd, what="formatting Kafka storage", cwd=data_dir, timeout=timeout)

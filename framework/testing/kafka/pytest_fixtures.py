@@ -19,7 +19,12 @@ import pytest
 
 from framework.testing.kafka.broker import BOOTSTRAP_ENV_VAR, KafkaBrokerError, LocalKafkaBroker
 
-__all__ = ["kafka_bootstrap_servers", "local_kafka_broker", "start_broker_or_skip"]
+__all__ = [
+    "kafka_bootstrap_servers",
+    "kafka_secure_broker",
+    "local_kafka_broker",
+    "start_broker_or_skip",
+]
 
 REQUIRE_ENV_VAR = "REQUIRE_KAFKA"
 
@@ -68,6 +73,22 @@ def local_kafka_broker() -> Iterator[LocalKafkaBroker]:
     ``$KAFKA_BOOTSTRAP_SERVERS`` is set.
     """
     broker = start_broker_or_skip(LocalKafkaBroker())
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_secure_broker() -> Iterator[LocalKafkaBroker]:
+    """A local broker for the whole session with an ``SSL``, a ``SASL_PLAINTEXT`` and a
+    ``SASL_SSL`` listener (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512), besides PLAINTEXT.
+
+    Connect with ``broker.secure_bootstrap_servers("sasl_ssl")`` and
+    ``broker.client_security("sasl_ssl")``. Always local, even when
+    ``$KAFKA_BOOTSTRAP_SERVERS`` is set (that cluster's security is not known here).
+    """
+    broker = start_broker_or_skip(LocalKafkaBroker(security=("ssl", "sasl_plaintext", "sasl_ssl")))
     try:
         yield broker
     finally:

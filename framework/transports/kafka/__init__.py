@@ -8,6 +8,8 @@
 - ``TumblingWindow``/``HoppingWindow``/``SessionWindow``: ``window=`` of a handler
   whose results are aggregated per key and emitted as each window closes.
 - ``KafkaTable``: a keyed table handlers read and write, rebuilt from a changelog.
+- ``KafkaSecurity``: TLS and SASL settings (``security=``) of the transport, client and
+  relay.
 - ``KafkaRecord``: a result of an ``emits=`` handler with its own key, headers or topic.
 
 See docs/transports/kafka.md.
@@ -20,6 +22,7 @@ from framework.transports.kafka._windows import HoppingWindow, SessionWindow, Tu
 from framework.transports.kafka.client import KafkaClient
 from framework.transports.kafka.context import KafkaContext
 from framework.transports.kafka.relay import KafkaRelay
+from framework.transports.kafka.security import KafkaSecurity
 from framework.transports.kafka.server import KafkaTransport
 
 __all__ = [
@@ -28,6 +31,7 @@ __all__ = [
     "KafkaContext",
     "KafkaRecord",
     "KafkaRelay",
+    "KafkaSecurity",
     "KafkaTable",
     "KafkaTransport",
     "RetryPolicy",

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import ConfigurationError, TransportError
+from framework.transports.kafka.security import SECURITY_OPTIONS, KafkaSecurity
 
 logger = logging.getLogger("framework.kafka")
 
@@ -31,25 +32,39 @@ PRODUCER_OPTIONS = _parameters(AIOKafkaProducer)
 ADMIN_OPTIONS = _parameters(AIOKafkaAdminClient)
 
 
-def split_options(options: Mapping[str, Any], owner: str) -> tuple[dict[str, Any], ...]:
-    """Route aiokafka keyword options to the classes that accept them.
+def split_options(
+    options: Mapping[str, Any], owner: str, security: KafkaSecurity | None = None
+) -> tuple[dict[str, Any], ...]:
+    """Route aiokafka keyword options to the classes that accept them: the one place
+    where the options of every consumer, producer and admin client are collected.
+
+    Args:
+        options: the owner's ``**options``.
+        owner: ``"KafkaTransport"``...: names the owner in errors.
+        security: connection security, added to all three (``None``: PLAINTEXT).
 
     Returns:
         ``(consumer, producer, admin)`` option dicts; an option shared by several
-        classes (``client_id``, ``security_protocol``, ``sasl_*``...) goes to each.
+        classes (``client_id``, the security settings...) goes to each.
 
     Raises:
-        ConfigurationError: an option no aiokafka class accepts, or one the framework
-            owns.
+        ConfigurationError: an option no aiokafka class accepts, one the framework
+            owns, or a security setting given outside ``security=``.
     """
-    consumer: dict[str, Any] = {}
-    producer: dict[str, Any] = {}
-    admin: dict[str, Any] = {}
+    shared = security.aiokafka_options() if security is not None else {}
+    consumer: dict[str, Any] = dict(shared)
+    producer: dict[str, Any] = dict(shared)
+    admin: dict[str, Any] = dict(shared)
     for name, value in options.items():
         if name in _RESERVED:
             raise ConfigurationError(
                 f"{owner}: {name!r} is set by the framework; use the keyword argument "
                 "of the same meaning instead (see docs/transports/kafka.md)"
+            )
+        if name in SECURITY_OPTIONS:
+            raise ConfigurationError(
+                f"{owner}: pass {name!r} as security=KafkaSecurity(...) (see "
+                "docs/transports/kafka.md, Security)"
             )
         known = False
         for accepted, target in (

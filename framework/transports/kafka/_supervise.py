@@ -130,6 +130,7 @@ class Supervisor:
 
     async def _restart_until_running(self) -> None:
         attempt = 0
+        cause = self.failure
         me = asyncio.current_task()
         assert me is not None
         while True:
@@ -147,6 +148,9 @@ class Supervisor:
                     raise RuntimeError("the restart was cancelled from inside") from None
             except Exception as exc:
                 delay = self.backoff.delay(attempt)
+                # What keeps the transport down now (a refused login, say), not only
+                # what first brought it down.
+                self.failure = f"{cause}; restart {attempt} failed: {exc}"
                 logger.error("Kafka restart %d failed (%s); next in %.1f s", attempt, exc, delay)
                 await asyncio.sleep(delay)
                 continue

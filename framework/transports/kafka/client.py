@@ -45,6 +45,7 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
+from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 from framework.transports.kafka.wire import (
     CORRELATION_ID,
     Reply,
@@ -59,6 +60,9 @@ logger = logging.getLogger("framework.kafka")
 
 _READ_BACKOFF = Backoff(0.2, 5.0)
 """Waits between failed reads of the reply topics."""
+
+_DIAGNOSE_TIMEOUT = 10.0
+"""Seconds the extra connection that finds why ``connect`` failed may take."""
 
 
 class _Call:
@@ -131,6 +135,10 @@ class KafkaClient(ClientProxy):
         topic_partitions: partitions of created topics (``None``: the broker default).
         replication_factor: replicas of created topics (``None``: the broker default).
         topic_timeout: seconds to wait for a reply topic to be created and served.
+        security: TLS and SASL settings (``KafkaSecurity``) of the producer, the reply
+            reader and the admin client; ``None``: PLAINTEXT. A failed login, an
+            untrusted certificate or a protocol that does not match the listener fails
+            ``connect`` with a ``TransportError`` naming it.
         consumer_options: extra options for the reply reader (``AIOKafkaConsumer``).
         producer_options: extra ``AIOKafkaProducer`` options.
         **options: aiokafka options routed by name to the producer, the reply reader and
@@ -154,6 +162,7 @@ class KafkaClient(ClientProxy):
         topic_partitions: int | None = None,
         replication_factor: int | None = None,
         topic_timeout: float = 30.0,
+        security: KafkaSecurity | None = None,
         consumer_options: dict[str, Any] | None = None,
         producer_options: dict[str, Any] | None = None,
         **options: Any,
@@ -172,7 +181,8 @@ class KafkaClient(ClientProxy):
         self.topic_partitions = topic_partitions
         self.replication_factor = replication_factor
         self.topic_timeout = topic_timeout
-        consumer, producer, admin = split_options(options, "KafkaClient")
+        self.security = security
+        consumer, producer, admin = split_options(options, "KafkaClient", security)
         # The reply reader: no group, no commits, a short long-poll so a newly added
         # reply topic is fetched quickly.
         self._consumer_options = {
@@ -212,7 +222,13 @@ class KafkaClient(ClientProxy):
                 self._producer = AIOKafkaProducer(
                     bootstrap_servers=self.bootstrap_servers, **self._producer_options
                 )
-                await self._producer.start()
+                await start_within(
+                    self._producer,
+                    self.topic_timeout,
+                    "Kafka client could not connect to",
+                    self.bootstrap_servers,
+                    self.security,
+                )
                 self._consumer = AIOKafkaConsumer(
                     bootstrap_servers=self.bootstrap_servers,
                     group_id=None,
@@ -234,8 +250,13 @@ class KafkaClient(ClientProxy):
             except BaseException as exc:
                 await self._shutdown()
                 if isinstance(exc, KafkaError | OSError):
-                    raise TransportError(
-                        f"Kafka client could not connect to {self.bootstrap_servers}: {exc!r}"
+                    raise await connect_error(
+                        "Kafka client could not connect to",
+                        exc,
+                        self.bootstrap_servers,
+                        self.security,
+                        self._admin_options,
+                        min(self.topic_timeout, _DIAGNOSE_TIMEOUT),
                     ) from exc
                 raise
 

@@ -23,6 +23,7 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
+from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 from framework.transports.kafka.wire import header
 
 logger = logging.getLogger("framework.kafka")
@@ -57,7 +58,11 @@ class KafkaRelay(PublishRelay):
         topic: the broadcast topic (created if missing).
         group_prefix: each instance's group is ``<group_prefix>-<random id>``.
         start_timeout: seconds ``start`` waits for the topic to be assigned.
-        **options: aiokafka options routed by name (security settings, client id...).
+        security: TLS and SASL settings (``KafkaSecurity``) of its producer, consumer
+            and admin client; ``None``: PLAINTEXT. A failed login, an untrusted
+            certificate or a mismatched protocol fails ``start`` with a
+            ``TransportError`` naming it.
+        **options: aiokafka options routed by name (client id...).
     """
 
     def __init__(
@@ -67,13 +72,15 @@ class KafkaRelay(PublishRelay):
         topic: str = "framework.broadcast",
         group_prefix: str = "framework-relay",
         start_timeout: float = 30.0,
+        security: KafkaSecurity | None = None,
         **options: Any,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.group_id = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
         self.start_timeout = start_timeout
-        consumer, producer, admin = split_options(options, "KafkaRelay")
+        self.security = security
+        consumer, producer, admin = split_options(options, "KafkaRelay", security)
         self._consumer_options = consumer
         self._producer_options = {"acks": "all", "enable_idempotence": True, **producer}
         self._admin_options = admin
@@ -91,11 +98,19 @@ class KafkaRelay(PublishRelay):
             options=self._admin_options,
         )
         try:
-            await topics.ensure([self.topic])
+            # The producer first: a login or TLS failure then surfaces as a connection
+            # error (explained below), not as a failed topic creation.
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
-            await self._producer.start()
+            await start_within(
+                self._producer,
+                self.start_timeout,
+                "Kafka relay could not start on",
+                self.bootstrap_servers,
+                self.security,
+            )
+            await topics.ensure([self.topic])
             self._consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.bootstrap_servers,
                 group_id=self.group_id,
@@ -114,7 +129,14 @@ class KafkaRelay(PublishRelay):
         except BaseException as exc:
             await self.stop()
             if isinstance(exc, KafkaError | OSError | TimeoutError):
-                raise TransportError(f"Kafka relay could not start: {exc!r}") from exc
+                raise await connect_error(
+                    "Kafka relay could not start on",
+                    exc,
+                    self.bootstrap_servers,
+                    self.security,
+                    self._admin_options,
+                    min(self.start_timeout, 10.0),
+                ) from exc
             raise
         finally:
             await topics.close()

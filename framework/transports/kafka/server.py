@@ -70,8 +70,12 @@ from framework.transports.kafka._windows import (
     reducer_of,
 )
 from framework.transports.kafka.context import KafkaContext
+from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 
 logger = logging.getLogger("framework.kafka")
+
+_DIAGNOSE_TIMEOUT = 10.0
+"""Seconds the extra connection that finds why a start failed may take."""
 
 RESERVED_SUFFIXES = (".reply", ".dlq")
 """Wildcard subscriptions never match topics ending with these (replies, dead letters)."""
@@ -193,16 +197,21 @@ class KafkaTransport(Transport):
             app, so ``app.run()`` and ``framework run`` exit with status 1.
         disconnected_timeout: seconds without a broker connection that count as a
             failure (default 60; ``None``: never, only a dead loop does).
+        security: TLS and SASL settings (``KafkaSecurity``), used by every client the
+            transport makes: the consumer, the producer of replies and dead letters,
+            the transactional producers of ``exactly_once``, the admin client that
+            creates topics, the changelog readers, and ``create_client()``. ``None``:
+            PLAINTEXT. A failed login, an untrusted certificate or a protocol that does
+            not match the listener fails ``start`` with a ``TransportError`` naming it.
         consumer_options: extra ``AIOKafkaConsumer`` options.
         producer_options: extra ``AIOKafkaProducer`` options (replies, dead letters).
         **options: aiokafka options, routed to the consumer, the producer and the admin
-            client by name (``auto_offset_reset="earliest"``, ``client_id``,
-            ``security_protocol``...).
+            client by name (``auto_offset_reset="earliest"``, ``client_id``...).
 
     Raises:
         ConfigurationError: a limit below 1, a non-positive ``commit_interval``, a bad
-            retry option, or an aiokafka option that does not exist or that the
-            framework sets itself.
+            retry option, or an aiokafka option that does not exist, that the
+            framework sets itself, or that belongs in ``security``.
     """
 
     name = NAME
@@ -240,6 +249,7 @@ class KafkaTransport(Transport):
         replication_factor: int | None = None,
         on_failure: OnFailure = "restart",
         disconnected_timeout: float | None = 60.0,
+        security: KafkaSecurity | None = None,
         consumer_options: dict[str, Any] | None = None,
         producer_options: dict[str, Any] | None = None,
         **options: Any,
@@ -302,7 +312,8 @@ class KafkaTransport(Transport):
         self.create_topics = create_topics
         self.topic_partitions = topic_partitions
         self.replication_factor = replication_factor
-        consumer, producer, admin = split_options(options, "KafkaTransport")
+        self.security = security
+        consumer, producer, admin = split_options(options, "KafkaTransport", security)
         self._consumer_options = {
             "auto_offset_reset": "latest",
             "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
@@ -369,7 +380,13 @@ class KafkaTransport(Transport):
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
-            await self._producer.start()
+            await start_within(
+                self._producer,
+                self.start_timeout,
+                "Kafka transport could not start on",
+                self.bootstrap_servers,
+                self.security,
+            )
             exact = [p for p in patterns if not is_wildcard(p)]
             if self.create_topics and (exact or emits):
                 await self._topics.ensure(sorted({*exact, *emits.values()}))
@@ -401,8 +418,13 @@ class KafkaTransport(Transport):
             await self._cancel_tasks()
             await self._close_clients()
             if isinstance(exc, KafkaError | OSError):
-                raise TransportError(
-                    f"Kafka transport could not start on {self.bootstrap_servers}: {exc!r}"
+                raise await connect_error(
+                    "Kafka transport could not start on",
+                    exc,
+                    self.bootstrap_servers,
+                    self.security,
+                    self._admin_options,
+                    min(self.start_timeout, _DIAGNOSE_TIMEOUT),
                 ) from exc
             raise
 
@@ -636,4 +658,6 @@ class KafkaTransport(Transport):
     def create_client(self) -> ClientProxy:
         from framework.transports.kafka.client import KafkaClient
 
-        return KafkaClient(bootstrap_servers=self.bootstrap_servers, **self._options)
+        return KafkaClient(
+            bootstrap_servers=self.bootstrap_servers, security=self.security, **self._options
+        )

@@ -60,15 +60,19 @@ async def produce(bootstrap: str, topic: str, *records: tuple[bytes | None, byte
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, count: int, *, settle: float = 0.5) -> list[Any]:
+async def read_all(
+    bootstrap: str, topic: str, count: int, *, settle: float = 0.5, **options: Any
+) -> list[Any]:
     """Every committed record of ``topic``: at least ``count``, then whatever else arrives
-    within ``settle`` seconds (so a duplicate would be seen)."""
+    within ``settle`` seconds (so a duplicate would be seen). ``options``: more
+    ``AIOKafkaConsumer`` options (security settings)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
         isolation_level="read_committed",
+        **options,
     )
     await consumer.start()
     found: list[Any] = []

@@ -17,6 +17,7 @@ import pytest
 from framework import Application, controller, create_app, event_pattern, module
 from framework.observability import Observability
 from framework.testing.kafka import LocalKafkaBroker
+from framework.testing.kafka.pytest_fixtures import start_broker_or_skip
 from framework.transports.kafka import KafkaTransport
 from tests.timing import TIME_FACTOR
 from tests.transports.harnesses.websocket import uvicorn_running
@@ -129,3 +130,38 @@ async def test_a_broker_gone_past_disconnected_timeout_turns_unready_then_recove
         assert transport.supervisor.restarts >= 1
         await produce_ids(bootstrap, topic, range(10, 20))
         await seen.until(lambda: seen.ids >= set(range(20)))
+
+
+async def test_a_rotated_password_turns_unready_and_readiness_names_the_refused_login() -> None:
+    """The SCRAM password changes while the app runs (as an operator rotates it) and the
+    broker restarts: reconnecting is refused, so the transport is unready and its
+    supervisor names the refused login on every failed restart, until the app is
+    restarted with the new password."""
+    broker = start_broker_or_skip(LocalKafkaBroker(security="sasl_plaintext"))
+    try:
+        bootstrap = broker.secure_bootstrap_servers()
+        security = broker.client_security(mechanism="SCRAM-SHA-256")
+        topic, seen = name("sup.rotated"), Seen()
+        app = _app(bootstrap, topic, seen, disconnected_timeout=1.0, security=security)
+        async with (
+            uvicorn_running(app) as port,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
+        ):
+            transport = app.transports[-1]
+            assert isinstance(transport, KafkaTransport)
+            await _ready_becomes(http, 200)
+            await asyncio.to_thread(broker.change_scram_password, "rotated-pw")
+            await asyncio.to_thread(broker.restart)  # drops the logged-in connections
+            await _ready_becomes(http, 503)
+            refused = "Kafka authentication failed for user 'framework' (SCRAM-SHA-256)"
+            try:
+                # Restarts made while the broker is still coming back are refused
+                # connections; the ones after it name the login.
+                async with asyncio.timeout(LIMIT):
+                    while refused not in (transport.supervisor.failure or ""):  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+            except TimeoutError:
+                pytest.fail(f"supervisor.failure is {transport.supervisor.failure!r}")
+            assert (await http.get("/health/ready")).status_code == 503
+    finally:
+        broker.stop()
