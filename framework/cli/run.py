@@ -118,12 +118,6 @@ def _run_import_string(
     options: dict[str, Any] = {"ws": UVICORN_WS, "http": HeaderTimeoutProtocol, "loop": loop}
     for transport in app.transports:
         options.update(transport.server_options())
-    if getattr(options["ws"], "per_process", False):
-        # A protocol class made for this process's app (the picows hand-over) cannot
-        # reach uvicorn's worker processes: there, the transport's paths go through ASGI.
-        from framework.transports.websocket._flow import FlowControlledProtocol
-
-        options["ws"] = FlowControlledProtocol
     os.environ[TARGET_ENV] = target
     os.environ[APP_DIR_ENV] = str(Path(app_dir).resolve())
     os.environ[LOG_LEVEL_ENV] = log_level
