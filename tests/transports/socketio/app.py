@@ -162,6 +162,13 @@ class SioModule:
     pass
 
 
+FRAME_LAYERS: dict[str, dict[str, Any]] = {
+    "picows": {},
+    "asgi": {"uvicorn": {"ws": "websockets-sansio"}},
+}
+"""``served`` options for each frame layer under the Engine.IO WebSocket."""
+
+
 @asynccontextmanager
 async def served(
     root: Any = SioModule, *, uvicorn: dict[str, Any] | None = None, **options: Any

@@ -1,30 +1,20 @@
 """What the Engine.IO WebSocket must keep on both frame layers underneath it: picows
 (``app.server()``'s default: uvicorn hands the upgrade over) and ASGI (uvicorn's own
 WebSocket protocol, as under ``uvicorn module:app``). The other tests here run on the
-default; these run on both, with a real python-socketio client or a raw WebSocket."""
+default; these run on both (the ``serve`` fixture), with a real python-socketio client or
+a raw WebSocket, as does ``test_protocol``'s malformed-packet test."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import Any
 
 import pytest
 import websockets
 
-from tests.transports.socketio.app import TIMEOUT, Seen, served
+from tests.transports.socketio.app import FRAME_LAYERS, TIMEOUT, Seen, served
 from tests.transports.socketio.test_limits import BytesModule, raw_ws
 from tests.transports.socketio.test_protocol import client
-
-MODES: dict[str, dict[str, Any]] = {
-    "picows": {},
-    "asgi": {"uvicorn": {"ws": "websockets-sansio"}},
-}
-
-
-@pytest.fixture(params=list(MODES))
-def serve(request: pytest.FixtureRequest) -> Any:
-    return functools.partial(served, **MODES[request.param])
 
 
 async def test_the_default_serves_the_websocket_on_picows() -> None:
@@ -34,7 +24,7 @@ async def test_the_default_serves_the_websocket_on_picows() -> None:
         session = transport.engine.sessions[opened["sid"]]
         assert type(session._pipe).__name__ == "PicowsLink"
         await ws.close()
-    async with served(**MODES["asgi"]) as (_, transport, url):
+    async with served(**FRAME_LAYERS["asgi"]) as (_, transport, url):
         ws, opened = await raw_ws(url)
         assert type(transport.engine.sessions[opened["sid"]]._pipe).__name__ == "AsgiPipe"
         await ws.close()
@@ -63,22 +53,6 @@ async def test_events_acks_and_server_calls_over_websocket_and_the_upgrade(
 async def test_binary_attachments_go_both_ways(serve: Any) -> None:
     async with serve(BytesModule) as (_, _t, url), client(url, ["websocket"]) as (sio, _):
         assert await sio.call("size", b"\x00\xff" * 5000, timeout=TIMEOUT) == 10000
-
-
-@pytest.mark.parametrize(
-    "packet",
-    ["42[not json", "9hello", "4" + "2" + '["x","' + "y" * 1_100_000 + '"]', b"\xff\xfe"],
-    ids=["bad-json", "engine-type", "too-big", "binary-without-header"],
-)
-async def test_a_bad_packet_closes_only_its_connection(serve: Any, packet: Any) -> None:
-    async with serve() as (_, _t, url), client(url, ["websocket"]) as (good, _):
-        bad, _ = await raw_ws(url)
-        await bad.send(packet)
-        async with asyncio.timeout(TIMEOUT):
-            with pytest.raises(websockets.ConnectionClosed):
-                while True:
-                    await bad.recv()
-        assert await good.call("echo", {"text": "still"}, timeout=TIMEOUT) == {"text": "still"}
 
 
 async def test_shutdown_closes_the_websocket_with_1000(serve: Any) -> None:
