@@ -5,7 +5,10 @@ Servers (each in its own process, the same machine, pinned to one CPU):
 
 - framework: a ``@websocket_gateway`` whose ``@subscribe_message("echo")`` handler
   validates a pydantic model and returns it as the ack (``SocketIoTransport`` under
-  ``app.server()``);
+  ``app.server()``: the Engine.IO WebSocket on picows);
+- framework-asgi: the same app with the Engine.IO WebSocket through uvicorn's
+  websockets-sansio protocol and the ASGI endpoint (what ``uvicorn module:app`` gives,
+  and what ``app.server()`` did before picows served it);
 - NestJS: ``benchmarks/node/nest_sio_gateway.cjs``, a NestJS 11 gateway on
   ``@nestjs/platform-socket.io`` whose ``echo`` returns its payload as the ack;
 - python-socketio: a bare ``socketio.AsyncServer`` (ASGI, uvicorn) whose ``echo`` event
@@ -13,7 +16,8 @@ Servers (each in its own process, the same machine, pinned to one CPU):
 
 The load is ``benchmarks/node/sio_load.cjs`` (Node ``socket.io-client`` 4.x from
 tests/interop/socketio; ``npm ci`` there once): 10 and 100 connections, 5 acks in flight
-on each, websocket transport. Rounds alternate between servers; the best round counts.
+on each, websocket transport. Rounds alternate between servers; every round is printed,
+the best counts.
 
 Run: ``python benchmarks/socketio_echo.py [seconds] [rounds] [idle connections]``.
 Targets: framework >= 1.0x NestJS and >= 3x python-socketio; idle memory < 50 KiB per
@@ -66,6 +70,9 @@ def serve(kind: str, port: int) -> None:
     if kind == "framework":
         app = create_app(EchoModule, transports=[SocketIoTransport()])
         app.run("127.0.0.1", port, **UVICORN)
+    elif kind == "framework-asgi":
+        app = create_app(EchoModule, transports=[SocketIoTransport()])
+        app.run("127.0.0.1", port, ws="websockets-sansio", **UVICORN)
     elif kind == "python-socketio":
         import socketio
         import uvicorn
@@ -150,7 +157,7 @@ def idle_memory(kind: str, connections: int) -> float:
         server.wait()
 
 
-KINDS = ["nestjs", "python-socketio", "framework"]
+KINDS = ["nestjs", "python-socketio", "framework-asgi", "framework"]
 
 
 def main() -> None:
@@ -167,6 +174,7 @@ def main() -> None:
         for connections in (10, 100):
             best = dict.fromkeys(KINDS, 0.0)
             cpu_us = dict.fromkeys(KINDS, float("inf"))
+            every: dict[str, list[str]] = {kind: [] for kind in KINDS}
             for _ in range(rounds):
                 for kind in KINDS:
                     server, port = servers[kind]
@@ -178,12 +186,24 @@ def main() -> None:
                         raise RuntimeError(f"{kind}: {result['bad']} wrong acks")
                     used = cpu_seconds(server.pid) - before
                     best[kind] = max(best[kind], result["rate"])
-                    cpu_us[kind] = min(cpu_us[kind], used / max(result["acks"], 1) * 1e6)
+                    cpu = used / max(result["acks"], 1) * 1e6
+                    cpu_us[kind] = min(cpu_us[kind], cpu)
+                    every[kind].append(f"{result['rate'] / 1000:.1f}k/{cpu:.1f}us")
             print(f"== {connections} connections x {INFLIGHT} in flight, best of {rounds}")
             for kind in KINDS:
-                print(f"  {kind:16} {best[kind]:9,.0f} acks/s  {cpu_us[kind]:6.1f} us CPU/ack")
+                print(
+                    f"  {kind:16} {best[kind]:9,.0f} acks/s  {cpu_us[kind]:6.1f} us CPU/ack"
+                    f"   rounds: {' '.join(every[kind])}"
+                )
+            print(
+                f"  framework / framework-asgi  {best['framework'] / best['framework-asgi']:.2f}"
+                f"  (by CPU per ack {cpu_us['framework-asgi'] / cpu_us['framework']:.2f})"
+            )
             ours = best["framework"]
-            print(f"  framework / NestJS          {ours / best['nestjs']:.2f}  (target >= 1.0)")
+            print(
+                f"  framework / NestJS          {ours / best['nestjs']:.2f}  (target >= 1.0;"
+                f" by CPU per ack {cpu_us['nestjs'] / cpu_us['framework']:.2f})"
+            )
             print(
                 f"  framework / python-socketio {ours / best['python-socketio']:.2f}  (target >= 3)"
             )

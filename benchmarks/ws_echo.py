@@ -22,7 +22,7 @@ The Python servers run on the loop ``app.run()`` picks (uvloop when installed;
 (Node ``ws``): 10 and 100 connections, ``INFLIGHT`` frames in flight on each. Run
 ``npm ci`` in benchmarks/node and benchmarks/nestjs once (``make test`` does).
 
-Run: ``python -m benchmarks.ws_echo [seconds] [repeats]``. Targets: framework >= 1.0x
+Run: ``python -m benchmarks.ws_echo [seconds] [repeats] [server,...]``. Targets: framework >= 1.0x
 NestJS and >= 1.2x bare websockets. Prints messages per second and ratios.
 """
 
@@ -233,24 +233,31 @@ def main() -> None:
         return
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    # A third argument picks servers (comma-separated); NestJS and bare websockets, the
+    # ratios' bases, always run.
+    picked = sys.argv[3].split(",") if len(sys.argv) > 3 else KINDS
+    kinds = [k for k in KINDS if k in picked or k in ("nestjs", "bare-websockets")]
     if not (NODE_DIR / "node_modules" / "ws").is_dir():
         raise SystemExit("Run `npm ci` in benchmarks/node first (needs the ws package)")
-    servers = {kind: start_server(kind) for kind in KINDS}
+    servers = {kind: start_server(kind) for kind in kinds}
     try:
         for connections in (10, 100):
-            rates = dict.fromkeys(KINDS, 0.0)
-            cpu_us = dict.fromkeys(KINDS, float("inf"))
+            rates = dict.fromkeys(kinds, 0.0)
+            cpu_us = dict.fromkeys(kinds, float("inf"))
+            every: dict[str, list[str]] = {kind: [] for kind in kinds}
             # Interleaved, best of ``repeats``: other load on the machine only slows runs.
             # Server CPU per message is the steadier number on a busy machine.
             for _ in range(repeats):
-                for kind in KINDS:
+                for kind in kinds:
                     server, port = servers[kind]
                     before = cpu_seconds(server.pid)
                     rate, replies = run_load(port, connections, seconds)
                     used = cpu_seconds(server.pid) - before
                     rates[kind] = max(rates[kind], rate)
                     # CPU over warm-up + measurement, per message in the same window.
-                    cpu_us[kind] = min(cpu_us[kind], used / (replies + rate) * 1e6)
+                    cpu = used / (replies + rate) * 1e6
+                    cpu_us[kind] = min(cpu_us[kind], cpu)
+                    every[kind].append(f"{rate / 1000:.1f}k/{cpu:.1f}us")
             base, nest = rates["bare-websockets"], rates["nestjs"]
             print(
                 f"\n{connections} connections x {INFLIGHT} in flight, best of {repeats}"
@@ -259,14 +266,15 @@ def main() -> None:
             for kind, rate in rates.items():
                 print(
                     f"  {kind:22s} {rate:10,.0f} msg/s  {rate / base:5.2f}x bare websockets"
-                    f"   server CPU {cpu_us[kind]:5.1f} us/msg"
+                    f"   server CPU {cpu_us[kind]:5.1f} us/msg   rounds: {' '.join(every[kind])}"
                 )
-            for ours in OURS:
+            for ours in (k for k in OURS if k in rates):
                 rate = rates[ours]
                 for name, peer, target in (("NestJS", nest, 1.0), ("bare websockets", base, 1.2)):
                     verdict = "OK" if rate / peer >= target else "BELOW TARGET"
                     print(f"  {ours} / {name}: {rate / peer:.2f}x (>= {target}) {verdict}")
-                print(f"  {ours} / bare starlette: {rate / rates['bare-starlette']:.2f}x")
+                if "bare-starlette" in rates:
+                    print(f"  {ours} / bare starlette: {rate / rates['bare-starlette']:.2f}x")
                 # The steadier figure on a busy machine: server CPU per message.
                 by_cpu = cpu_us["nestjs"] / cpu_us[ours]
                 print(f"  {ours} / NestJS by server CPU per message: {by_cpu:.2f}x")

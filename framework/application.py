@@ -568,6 +568,7 @@ class Application:
         import uvicorn
 
         from framework.http._server import TIMEOUT_ATTR, HeaderTimeoutProtocol
+        from framework.transports.websocket._uvicorn import protocol_class, routes_of
 
         app = self
 
@@ -591,6 +592,10 @@ class Application:
         }
         for transport in self.transports:
             options.update(transport.server_options())
+        routes = routes_of(self.transports)
+        if routes:
+            # The transports' WebSocket paths on picows; other upgrades keep uvicorn's.
+            options["ws"] = protocol_class(routes)
         options.update(uvicorn_options)
         config = uvicorn.Config(cast(Any, self), host=host, port=port, **options)
         setattr(config, TIMEOUT_ATTR, header_timeout)

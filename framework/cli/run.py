@@ -7,6 +7,9 @@ server, then the app shuts down gracefully (transports drain), and the exit code
 ``--reload`` and ``--workers N`` hand uvicorn an import string (``app_factory`` below,
 told the target through the environment): each worker process imports and starts the
 app itself, through the ASGI lifespan, and uvicorn reports errors in those processes.
+The transports' WebSocket paths are served on picows there too: uvicorn gets the
+``ws`` protocol by import string and each process serves its own app's routes
+(``framework.transports.websocket._uvicorn.ProcessUpgrade``).
 """
 
 from __future__ import annotations
@@ -59,8 +62,13 @@ def configure_logging(level: str) -> None:
 def app_factory() -> Application:
     """The app named by ``$FRAMEWORK_APP``, for uvicorn's ``factory=True`` in reload and
     worker processes."""
+    from framework.transports.websocket._uvicorn import routes_of, serve_routes
+
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
-    return load_app(os.environ[TARGET_ENV], os.environ.get(APP_DIR_ENV, "."))
+    app = load_app(os.environ[TARGET_ENV], os.environ.get(APP_DIR_ENV, "."))
+    # This process's app: its transports' WebSocket paths on picows (``ProcessUpgrade``).
+    serve_routes(routes_of(app.transports))
+    return app
 
 
 def run(
@@ -113,17 +121,15 @@ def _run_import_string(
     import uvicorn
 
     from framework.http._server import HeaderTimeoutProtocol
+    from framework.transports.websocket._uvicorn import PROCESS_UPGRADE, routes_of
 
     # Worker processes get the default header timeout (``Application.server`` sets it).
     options: dict[str, Any] = {"ws": UVICORN_WS, "http": HeaderTimeoutProtocol, "loop": loop}
     for transport in app.transports:
         options.update(transport.server_options())
-    if getattr(options["ws"], "per_process", False):
-        # A protocol class made for this process's app (the picows hand-over) cannot
-        # reach uvicorn's worker processes: there, the transport's paths go through ASGI.
-        from framework.transports.websocket._flow import FlowControlledProtocol
-
-        options["ws"] = FlowControlledProtocol
+    if routes_of(app.transports):
+        # Each process builds its own app and serves its routes on picows.
+        options["ws"] = PROCESS_UPGRADE
     os.environ[TARGET_ENV] = target
     os.environ[APP_DIR_ENV] = str(Path(app_dir).resolve())
     os.environ[LOG_LEVEL_ENV] = log_level

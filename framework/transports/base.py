@@ -110,6 +110,13 @@ class Transport(ABC):
         ``Application.server``/``run``; e.g. WebSocket frame size and keepalive)."""
         return {}
 
+    def upgrade_routes(self) -> list[Any]:
+        """WebSocket paths this transport serves on the app's port with picows frame I/O
+        instead of ASGI (``framework.transports.websocket._picows.Route``; the
+        WebSocket and Socket.IO transports have one). ``Application.server`` hands
+        those upgrades over; every other path stays on the ASGI routes."""
+        return []
+
     async def drain(self) -> None:  # noqa: B027 - optional for transports without connections
         """End long-lived connections gracefully (WebSocket close 1001, SSE streams).
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
 
 from tests.cli.helpers import COMMAND_TIMEOUT_S, REPO_ROOT, Lines, env, kill, start
 
@@ -97,3 +101,51 @@ def test_run_reports_a_taken_port(tmp_path: Path) -> None:
         first.send_signal(signal.SIGINT)
         first.wait(timeout=COMMAND_TIMEOUT_S)
         kill(first)
+
+
+def _when_listening(url: str) -> ClientConnection:
+    """Connect once a worker listens: uvicorn's parent process binds the port and logs
+    it, and each worker starts listening only after its app started."""
+    deadline = time.monotonic() + COMMAND_TIMEOUT_S
+    while True:
+        try:
+            return connect(url, open_timeout=COMMAND_TIMEOUT_S, compression=None)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _websocket_paths_answer(base: str) -> list[dict[str, str]]:
+    """The WebSocket transport's and Socket.IO's handshake response headers, after each
+    answered a frame."""
+    url = base.replace("http://", "ws://")
+    timeout = COMMAND_TIMEOUT_S
+    with _when_listening(url + "/ws") as ws:
+        ws.send(json.dumps({"event": "orders.get", "data": 404, "id": 7}))
+        reply = json.loads(ws.recv(timeout=timeout))
+        assert reply["event"] == "exception" and reply["id"] == 7
+        ws_headers = dict(ws.response.headers)
+    sio_url = url + "/socket.io/?EIO=4&transport=websocket"
+    with _when_listening(sio_url) as sio:
+        assert str(sio.recv(timeout=timeout)).startswith("0{")  # the Engine.IO handshake
+        sio.send("40")
+        assert str(sio.recv(timeout=timeout)).startswith("40{")  # connected to "/"
+        sio_headers = dict(sio.response.headers)
+    return [ws_headers, sio_headers]
+
+
+@pytest.mark.parametrize("mode", [["--workers", "2"], ["--reload"]], ids=["workers", "reload"])
+def test_workers_and_reload_serve_the_websocket_paths_on_picows(mode: list[str]) -> None:
+    # Each process builds its own app and its own picows hand-over. uvicorn's own
+    # WebSocket protocol (the ASGI path) names itself in the handshake response; picows
+    # does not: the only outside sign of which one answered.
+    proc, _, err = start("run", "example_app.main:app", "--port", "0", *mode)
+    try:
+        base = err.wait_for(URL, COMMAND_TIMEOUT_S).group(1)
+        for headers in _websocket_paths_answer(base):
+            assert headers.get("server") != "uvicorn", headers
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=COMMAND_TIMEOUT_S) == 0
+    finally:
+        kill(proc)

@@ -1,7 +1,9 @@
 """The Engine.IO endpoint on the app's HTTP server: long-polling (``GET``/``POST``) and
 WebSocket on one path (default ``/socket.io/``).
 
-Requests (query ``EIO=4&transport=polling|websocket[&sid=...]``):
+Requests (query ``EIO=4&transport=polling|websocket[&sid=...]``; under
+``Application.server`` the WebSocket ones are served on picows, ``_picows.py``, through
+the same ``admit_websocket`` and ``run_websocket``):
 
 - ``GET`` without ``sid``: a new polling session; the body is the OPEN packet.
 - ``GET`` with ``sid``: waits for the session's packets (a ping comes every
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,12 +28,15 @@ import pydantic_core
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from framework.http._abort import abort_connection
 from framework.transports.socketio._engine import (
     POLLING,
     WEBSOCKET,
     Engine,
     EngineSession,
     EngineState,
+    Packet,
+    Pipe,
 )
 from framework.transports.socketio._packets import (
     EIO_OPEN,
@@ -43,6 +48,7 @@ from framework.transports.socketio._packets import (
     encode_polling_body,
 )
 from framework.transports.websocket._handshake import origin_allowed
+from framework.transports.websocket._session import FAIR_SHARE
 
 logger = logging.getLogger("framework.socketio")
 
@@ -52,6 +58,8 @@ BAD_METHOD = (2, "Bad handshake method")
 BAD_REQUEST = (3, "Bad request")
 FORBIDDEN = (4, "Forbidden")
 BAD_VERSION = (5, "Unsupported protocol version")
+
+Client = tuple[str, int] | None
 
 Opened = Callable[[EngineSession], None]
 """Told of every new session before its first packet (the Socket.IO layer hooks in)."""
@@ -76,11 +84,10 @@ class EngineEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        websocket = scope["type"] == "websocket"
-        problem = self._check(headers, query, websocket)
-        if websocket:
-            await self._websocket(scope, receive, send, headers, query, problem)
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send, headers, query)
             return
+        problem = self._check(headers, query, False)
         if problem is not None:
             status = 403 if problem is FORBIDDEN else 400
             await _respond(send, status, _error_body(problem), headers, self.gate)
@@ -99,7 +106,7 @@ class EngineEndpoint:
                 logger.info("Socket.IO refused a session: %s", refused)
                 await _respond(send, 503, _error_body((3, refused)), headers, self.gate)
                 return
-            session = self._open(POLLING, headers, query, scope)
+            session = self._open(POLLING, headers, query, scope.get("client"))
             body = EIO_OPEN + pydantic_core.to_json(self.engine.open_payload(session)).decode()
             await _respond(send, 200, body.encode(), headers, self.gate)
             return
@@ -131,9 +138,9 @@ class EngineEndpoint:
         return None
 
     def _open(
-        self, transport: str, headers: Headers, query: dict[str, str], scope: Scope
+        self, transport: str, headers: Headers, query: dict[str, str], client: Client
     ) -> EngineSession:
-        session = self.engine.new_session(transport, headers, query, scope.get("client"))
+        session = self.engine.new_session(transport, headers, query, client)
         self.opened(session)
         session.start_heartbeat()
         return session
@@ -184,6 +191,27 @@ class EngineEndpoint:
 
     # -- WebSocket ---------------------------------------------------------------------
 
+    def admit_websocket(
+        self, headers: Headers, query: dict[str, str], client: Client
+    ) -> tuple[tuple[int, str] | None, EngineSession | None]:
+        """``(problem, session)`` for a WebSocket handshake: the problem refusing it (the
+        server answers 403), else the polling session it upgrades (``None``: a new
+        session starts on WebSocket)."""
+        problem = self._check(headers, query, True)
+        if problem is not None:
+            return problem, None
+        sid = query.get("sid")
+        if sid is not None:
+            upgrade = self.engine.sessions.get(sid)
+            if upgrade is None or upgrade.transport != POLLING or upgrade.upgrading:
+                return UNKNOWN_SID, None
+            return None, upgrade
+        refused = self.engine.refusal(client)
+        if refused is not None:
+            logger.info("Socket.IO refused a session: %s", refused)
+            return (3, refused), None
+        return None, None
+
     async def _websocket(
         self,
         scope: Scope,
@@ -191,50 +219,71 @@ class EngineEndpoint:
         send: Send,
         headers: Headers,
         query: dict[str, str],
-        problem: tuple[int, str] | None,
     ) -> None:
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        sid = query.get("sid")
-        upgrade = None
-        if problem is None and sid is not None:
-            upgrade = self.engine.sessions.get(sid)
-            if upgrade is None or upgrade.transport != POLLING or upgrade.upgrading:
-                problem = UNKNOWN_SID
-        elif problem is None:
-            refused = self.engine.refusal(scope.get("client"))
-            if refused is not None:
-                logger.info("Socket.IO refused a session: %s", refused)
-                problem = (3, refused)
+        problem, upgrade = self.admit_websocket(headers, query, scope.get("client"))
         if problem is not None:
             # Closing before accepting makes the server answer the handshake with 403.
             await send({"type": "websocket.close", "code": 1008})
             return
         await send({"type": "websocket.accept"})
+
+        async def packet() -> Any:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return None
+            text = message.get("text")
+            return text if text is not None else message.get("bytes") or b""
+
+        await self.run_websocket(
+            AsgiPipe(send), packet, headers, query, scope.get("client"), upgrade
+        )
+
+    async def run_websocket(
+        self,
+        pipe: Pipe,
+        receive: Callable[[], Awaitable[Any]],
+        headers: Headers,
+        query: dict[str, str],
+        client: Client,
+        upgrade: EngineSession | None,
+    ) -> None:
+        """Serve an accepted Engine.IO WebSocket until it closes: a new session, or the
+        upgrade of the polling session ``upgrade`` (``admit_websocket`` said so).
+        ``receive`` returns each packet (``str`` or ``bytes``), ``None`` once the client
+        has gone; whatever reads the frames underneath, this is the one read loop."""
         task = asyncio.current_task()
         limit = self.engine.max_payload
         if upgrade is None:
-            session = self._open(WEBSOCKET, headers, query, scope)
-            session.use_websocket(send, task)
+            session = self._open(WEBSOCKET, headers, query, client)
+            session.use_websocket(pipe, task)
             open_packet = pydantic_core.to_json(self.engine.open_payload(session)).decode()
             session.push(EIO_OPEN + open_packet)
+        elif upgrade.state is not EngineState.OPEN or upgrade.upgrading:
+            return  # closed, or another upgrade began, since the handshake was admitted
         else:
             session = upgrade
             session.upgrading = True
+        turn = 0
         try:
             while True:
-                message = await receive()
-                if message["type"] != "websocket.receive":
+                data = await receive()
+                if data is None:
                     break
-                text = message.get("text")
-                data: Any = text if text is not None else message.get("bytes") or b""
+                turn += 1
+                if turn == FAIR_SHARE:
+                    # ``receive`` returns at once while packets are buffered: let the
+                    # other connections run (see the WebSocket transport's ``Session``).
+                    turn = 0
+                    await asyncio.sleep(0)
                 if len(data) > limit:
                     logger.info("Closing Socket.IO session %s: packet too large", session.sid)
                     session.close("payload too large", abort=True)
                     break
                 if session.upgrading:
-                    if not await self._probe(session, data, send, task):
+                    if not await self._probe(session, data, pipe, task):
                         break
                     continue
                 if session.state is not EngineState.OPEN:
@@ -258,19 +307,53 @@ class EngineEndpoint:
                 await session.closed()
 
     async def _probe(
-        self, session: EngineSession, data: Any, send: Send, task: asyncio.Task[Any] | None
+        self, session: EngineSession, data: Any, pipe: Pipe, task: asyncio.Task[Any] | None
     ) -> bool:
         """One packet of an upgrade: ``2probe`` -> ``3probe``; ``5`` switches over."""
         if data == EIO_PING + "probe":
-            await send({"type": "websocket.send", "text": EIO_PONG + "probe"})
+            await pipe.send_wire(EIO_PONG + "probe")
             session.release_poll()
             return True
         if data == EIO_UPGRADE:
-            session.use_websocket(send, task)
+            session.use_websocket(pipe, task)
             return True
         logger.info("Socket.IO upgrade of %s failed: unexpected %r", session.sid, data[:20])
         session.upgrading = False
         return False
+
+
+class AsgiPipe:
+    """An Engine.IO WebSocket over ASGI messages (``Pipe``). ASGI cannot drop a TCP
+    connection: ``abort`` aborts the server's transport where it can reach it."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    def try_write(self, packet: Packet) -> bool:
+        return False  # ASGI has no synchronous send
+
+    async def send_wire(self, packet: Packet) -> bool:
+        message = (
+            {"type": "websocket.send", "text": packet}
+            if packet.__class__ is str
+            else {"type": "websocket.send", "bytes": packet}
+        )
+        try:
+            await self._send(message)
+        except (OSError, RuntimeError):
+            return False  # the client went away, or the connection is closing
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except (OSError, RuntimeError):
+            self.abort()
+
+    def abort(self) -> None:
+        abort_connection(self._send)
 
 
 def _error_body(problem: tuple[int, str]) -> bytes:

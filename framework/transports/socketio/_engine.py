@@ -10,7 +10,9 @@ client whose outbox fills is too slow: its session is dropped, as the WebSocket
 transport drops a slow reader.
 
 The Socket.IO layer above sees a session through ``on_message`` (its packets) and
-``on_close`` (the session ended); ``_asgi.py`` feeds the session what arrives.
+``on_close`` (the session ended); ``_asgi.py`` feeds the session what arrives. A
+WebSocket's frames come and go through a ``Pipe``: ASGI messages (``_asgi.AsgiPipe``)
+or picows frames (a ``PicowsLink``, ``_picows.py``); the session logic is the same.
 """
 
 from __future__ import annotations
@@ -23,11 +25,8 @@ import logging
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from starlette.types import Send
-
-from framework.http._abort import abort_connection
 from framework.transports._limits import PerClient, RateBucket
 from framework.transports.socketio._packets import (
     EIO_CLOSE,
@@ -63,6 +62,22 @@ Packet = str | bytes
 """An Engine.IO packet as written: text (``4...``, ``2``) or a binary attachment."""
 
 
+class Pipe(Protocol):
+    """A session's WebSocket: ``str`` packets go as text frames, ``bytes`` as binary."""
+
+    def try_write(self, packet: Packet) -> bool:
+        """Write now if the connection takes it without waiting (else ``False``)."""
+
+    async def send_wire(self, packet: Packet) -> bool:
+        """Write, waiting while the client's buffer is full; ``False`` once it is gone."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame (and wait for the client's, where the pipe can)."""
+
+    def abort(self) -> None:
+        """Drop the TCP connection."""
+
+
 class EngineSession:
     """One Engine.IO connection.
 
@@ -82,11 +97,12 @@ class EngineSession:
         "_engine",
         "_outbox",
         "_ping",
+        "_pipe",
         "_poll",
         "_pong_due",
+        "_sending",
         "_wake",
         "_writer",
-        "_ws_send",
         "client",
         "close_reason",
         "headers",
@@ -121,7 +137,9 @@ class EngineSession:
         self._outbox: deque[Packet] = deque()
         self._poll: asyncio.Future[None] | None = None
         """Set while a polling ``GET`` waits for packets."""
-        self._ws_send: Send | None = None
+        self._pipe: Pipe | None = None
+        self._sending = 0
+        """Writes waiting for the client's buffer: later packets must not pass them."""
         self._wake: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.ws_task: asyncio.Task[Any] | None = None
@@ -141,14 +159,17 @@ class EngineSession:
     # -- writing ---------------------------------------------------------------------
 
     def write(self, packet: Packet) -> bool | Awaitable[bool]:
-        """Send ``packet`` in order: a reply. Over WebSocket with nothing queued the
-        caller gets the awaitable of the write (and waits on a client that reads slowly);
-        otherwise the packet is queued and ``True`` returned."""
+        """Send ``packet`` in order: a reply. Over WebSocket with nothing queued it is
+        written at once when the connection takes it, else the caller gets the
+        awaitable of the write (and waits on a client that reads slowly); otherwise the
+        packet is queued and ``True`` returned."""
         if self.state is not _OPEN:
             return False
-        send = self._ws_send
-        if send is not None and not self._outbox:
-            return self._send_ws(send, packet)
+        pipe = self._pipe
+        if pipe is not None and not self._outbox:
+            if not self._sending and pipe.try_write(packet):
+                return True
+            return self._send(pipe, packet)
         return self.push(packet)
 
     def push(self, packet: Packet) -> bool:
@@ -165,8 +186,11 @@ class EngineSession:
             self._engine.on_drop(self, "send queue full")
             self.close("send queue full", abort=True)
             return False
+        pipe = self._pipe
+        if pipe is not None and not outbox and not self._sending and pipe.try_write(packet):
+            return True
         outbox.append(packet)
-        if self._ws_send is not None:
+        if pipe is not None:
             wake = self._wake
             if wake is not None:
                 self._wake = None
@@ -179,27 +203,22 @@ class EngineSession:
                 poll.set_result(None)
         return True
 
-    async def _send_ws(self, send: Send, packet: Packet) -> bool:
-        message = (
-            {"type": "websocket.send", "text": packet}
-            if packet.__class__ is str
-            else {"type": "websocket.send", "bytes": packet}
-        )
+    async def _send(self, pipe: Pipe, packet: Packet) -> bool:
+        self._sending += 1
         try:
-            await send(message)
-        except (OSError, RuntimeError):
-            return False  # the client went away, or the connection is closing
-        return True
+            return await pipe.send_wire(packet)
+        finally:
+            self._sending -= 1
 
     async def _write_ws(self) -> None:
         outbox = self._outbox
         loop = asyncio.get_running_loop()
         while True:
-            send = self._ws_send
-            if send is None:
+            pipe = self._pipe
+            if pipe is None:
                 return
             while outbox:
-                if not await self._send_ws(send, outbox.popleft()):
+                if not await self._send(pipe, outbox.popleft()):
                     outbox.clear()
                     return
             if self.state is not _OPEN:
@@ -232,11 +251,11 @@ class EngineSession:
         polling (or queue the NOOP for its next ``GET``)."""
         self.push(EIO_NOOP)
 
-    def use_websocket(self, send: Send, task: asyncio.Task[Any] | None) -> None:
+    def use_websocket(self, pipe: Pipe, task: asyncio.Task[Any] | None) -> None:
         """From now on packets go over this WebSocket (what polling had queued first)."""
         self.transport = WEBSOCKET
         self.upgrading = False
-        self._ws_send = send
+        self._pipe = pipe
         self.ws_task = task
         poll = self._poll
         if poll is not None and not poll.done():
@@ -338,9 +357,9 @@ class EngineSession:
             await self.on_close(self)
         except Exception:
             logger.exception("Closing Socket.IO session %s failed", self.sid)
-        send = self._ws_send
+        pipe = self._pipe
         writer, self._writer = self._writer, None
-        if send is None:
+        if pipe is None:
             poll = self._poll
             if poll is not None and not poll.done():
                 poll.set_result(None)
@@ -349,7 +368,7 @@ class EngineSession:
             self._outbox.clear()
             if writer is not None:
                 writer.cancel()
-            abort_connection(send)
+            pipe.abort()
             task = self.ws_task
             if task is not None and not task.done():
                 task.cancel("socket.io session dropped")
@@ -362,9 +381,9 @@ class EngineSession:
                     if wake is not None:
                         wake.set_result(None)
                     await asyncio.shield(writer)
-                await send({"type": "websocket.close", "code": 1000, "reason": ""})
-        except (TimeoutError, OSError, RuntimeError):
-            abort_connection(send)
+                await pipe.close(1000, "")
+        except TimeoutError:
+            pipe.abort()
         finally:
             if writer is not None:
                 writer.cancel()

@@ -175,13 +175,14 @@ class SocketIoTransport(Transport):
         )
         if recovery_window is not None:
             self.server.recovery = Recovery(recovery_window)
+        self.endpoint = EngineEndpoint(self.engine, self.gate, self.server.attach)
 
     # -- setup -----------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
         from starlette.routing import Route, WebSocketRoute
 
-        endpoint = EngineEndpoint(self.engine, self.gate, self.server.attach)
+        endpoint = self.endpoint
         routes: list[BaseRoute] = [
             Route(self.path, endpoint, methods=["GET", "POST", "OPTIONS"]),
             WebSocketRoute(self.path, endpoint),
@@ -196,6 +197,17 @@ class SocketIoTransport(Transport):
         CPU and ~64 KiB of memory per connection). ``max_payload`` is checked per packet
         here, so uvicorn's own frame limit is left to the WebSocket transport."""
         return {"ws_per_message_deflate": False}
+
+    def upgrade_routes(self) -> list[Any]:
+        """With picows installed, the Engine.IO WebSocket on the app's port is served on
+        picows (``Application.server``); long-polling stays on the ASGI route."""
+        from framework.transports.websocket._standalone import HAVE_PICOWS
+
+        if not HAVE_PICOWS:
+            return []
+        from framework.transports.socketio._picows import EngineRoute
+
+        return [EngineRoute(self.endpoint, self.path)]
 
     async def _build_namespaces(self) -> dict[str, Namespace]:
         router = self.host.router

@@ -2,14 +2,16 @@
 server and for upgrades on the app's port (``_uvicorn.py``).
 
 Only the bytes differ from the other servers: each connection's frames go to the same
-``Session`` and replies go out through the same ``WsSocket`` ordered path, over a
-``PicowsLink``.
+session logic (the WebSocket transport's ``Session``, Socket.IO's ``EngineSession``)
+and its writes go out over a ``PicowsLink``.
 
 picows asks for its listener synchronously when the upgrade request arrives, but
 admission (connection guards) may be async. So a connection starts on
-``UpgradeProtocol``, a plain protocol that reads the request, runs ``Connections.admit``
-and answers 404/403 itself; an admitted connection is switched to picows's protocol,
-which is fed the bytes read so far and answers 101.
+``UpgradeProtocol``, a plain protocol that reads the request, finds the ``Route`` that
+serves its path, awaits the route's admission and answers 404/403 itself; an admitted
+connection is switched to picows's protocol, which is fed the bytes read so far and
+answers 101. A ``Route`` is what a transport serves this way: ``PicowsServer`` for the
+WebSocket transport, ``socketio._picows.EngineRoute`` for Socket.IO.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from picows import WSAutoPingStrategy, WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
@@ -57,15 +59,26 @@ _access_log = logging.getLogger("uvicorn.error")
 class PicowsLink(WSListener):
     """One picows connection: a bounded queue of received messages for the session's
     ``receive``, and the ``Link`` writes. Fragmented messages are joined here; a message
-    over ``max_size`` closes the connection with 1009, as ``websockets`` does."""
+    over ``max_size`` closes the connection with 1009, as ``websockets`` does.
 
-    def __init__(self, max_size: int, on_open: Callable[[PicowsLink], None]) -> None:
+    By default every message is ``bytes`` and every write a text frame (the WebSocket
+    transport's JSON). With ``text=True`` (Engine.IO, whose packets are text or binary
+    attachments) a text message is received as ``str`` (invalid UTF-8 closes with 1007,
+    as ``websockets`` does) and a ``bytes`` write is a binary frame.
+    """
+
+    def __init__(
+        self, max_size: int, on_open: Callable[[PicowsLink], None], *, text: bool = False
+    ) -> None:
         self._max_size = max_size
         self._on_open = on_open
-        self._frames: deque[bytes] = deque()
+        self._text = text
+        self._bytes_kind = _BINARY if text else _TEXT
+        self._frames: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._parts: list[bytes] | None = None
         self._parts_size = 0
+        self._parts_text = False
         self._paused = False  # reading paused: the queue is full
         self._writable: asyncio.Future[None] | None = None  # set while writes wait
         self._write_paused = False
@@ -85,10 +98,11 @@ class PicowsLink(WSListener):
         kind = frame.msg_type
         if kind is _TEXT or kind is _BINARY:
             if frame.fin:
-                self._deliver(frame.get_payload_as_bytes())
+                self._deliver(frame.get_payload_as_bytes(), kind is _TEXT)
             else:
                 self._parts = []
                 self._parts_size = 0
+                self._parts_text = kind is _TEXT
                 self._part(transport, frame)
         elif kind is _CONT:
             if self._parts is not None:
@@ -137,11 +151,19 @@ class PicowsLink(WSListener):
         parts.append(payload)
         if frame.fin:
             self._parts = None
-            self._deliver(b"".join(parts))
+            self._deliver(b"".join(parts), self._parts_text)
 
-    def _deliver(self, message: bytes) -> None:
+    def _deliver(self, message: bytes, text: bool) -> None:
+        if self._text and text:
+            try:
+                self._frames.append(message.decode())
+            except UnicodeDecodeError:
+                assert self.transport is not None
+                self.transport.send_close(WSCloseCode.INVALID_TEXT, b"invalid UTF-8")
+                return
+        else:
+            self._frames.append(message)
         frames = self._frames
-        frames.append(message)
         self._wake()
         if len(frames) >= READ_QUEUE and not self._paused and self.transport is not None:
             self._paused = True
@@ -152,8 +174,9 @@ class PicowsLink(WSListener):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def receive(self) -> bytes | None:
-        """The next message; ``None`` once the client has gone and all were handled."""
+    async def receive(self) -> Any:
+        """The next message (``bytes``, or ``str`` for text with ``text=True``); ``None``
+        once the client has gone and all were handled."""
         frames = self._frames
         while not frames:
             if self._gone:
@@ -181,7 +204,7 @@ class PicowsLink(WSListener):
         if self._write_paused or not self._open():
             return False
         assert self.transport is not None
-        self.transport.send(_TEXT, frame)
+        self.transport.send(_TEXT if frame.__class__ is str else self._bytes_kind, frame)
         return True
 
     async def send_wire(self, frame: Any) -> bool:
@@ -192,7 +215,7 @@ class PicowsLink(WSListener):
         if not self._open():
             return False
         assert self.transport is not None
-        self.transport.send(_TEXT, frame)
+        self.transport.send(_TEXT if frame.__class__ is str else self._bytes_kind, frame)
         return True
 
     async def close(self, code: int, reason: str) -> None:
@@ -210,8 +233,53 @@ class PicowsLink(WSListener):
 
 
 Fallback = Callable[[], asyncio.Protocol]
-"""Makes the protocol for an upgrade to a path the transport does not serve (on the
-app's port: uvicorn's own WebSocket protocol, so other WebSocket routes keep working)."""
+"""Makes the protocol for an upgrade to a path no route serves (on the app's port:
+uvicorn's own WebSocket protocol, so other WebSocket routes keep working)."""
+
+Client = tuple[str, int] | None
+
+
+class Route(Protocol):
+    """WebSocket paths a transport serves on picows."""
+
+    def serves(self, path: str) -> bool:
+        """Whether an upgrade to ``path`` (without its query) is this route's."""
+
+    async def admit(self, request: Request, client: Client) -> PicowsLink | None:
+        """The link for an admitted upgrade request (its ``on_open`` starts the
+        session), or ``None`` to answer 403."""
+
+    def protocol(self, link: PicowsLink) -> Any:
+        """picows's protocol for an admitted connection (``picows_protocol``)."""
+
+
+def picows_protocol(
+    link: PicowsLink,
+    *,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    max_frame_size: int,
+) -> Any:
+    """picows's server protocol for an admitted connection, reading into ``link``."""
+    ping = ping_interval is not None
+    return _WSProtocol(
+        None,  # host and port: a server protocol has none
+        None,  # path
+        False,  # client side
+        lambda _request: link,  # admission already said yes
+        _picows_log,
+        True,  # disconnect when on_ws_frame raises
+        None,  # handshake timeout: UpgradeProtocol had it
+        ping,  # keepalive pings
+        ping_interval if ping else 20.0,
+        # ping_timeout=None waits forever: picows needs a number.
+        ping_timeout if ping_timeout is not None else 1e9,
+        WSAutoPingStrategy.PING_WHEN_IDLE,
+        True,  # answer pings
+        max_frame_size,
+        None,  # extra headers
+        READ_BUFFER,
+    )
 
 
 def _parse(head: bytes) -> Request | None:
@@ -230,21 +298,21 @@ def _parse(head: bytes) -> Request | None:
 
 
 class UpgradeProtocol(asyncio.Protocol):
-    """A connection until it is admitted: reads the upgrade request, runs admission,
-    answers 404/403, or hands the connection to picows.
+    """A connection until it is admitted: reads the upgrade request, finds the route
+    serving its path, awaits its admission, answers 404/403, or hands the connection to
+    picows.
 
-    With a ``fallback`` (on the app's port), a request for a path the transport does not
-    serve is handed to the fallback protocol instead, and this one forwards every
-    callback to it.
+    With a ``fallback`` (on the app's port), a request for a path no route serves is
+    handed to the fallback protocol instead, and this one forwards every callback to it.
     """
 
     def __init__(
         self,
-        server: PicowsServer,
+        routes: Sequence[Route],
         fallback: Fallback | None = None,
         timeout: float | None = HANDSHAKE_TIMEOUT,
     ) -> None:
-        self._server = server
+        self._routes = routes
         self._timeout = timeout
         self._fallback = fallback
         self._delegate: asyncio.Protocol | None = None
@@ -286,8 +354,9 @@ class UpgradeProtocol(asyncio.Protocol):
         if request is None:
             self._respond(400, "Bad Request\n")
             return
-        url = urlsplit(request.path)
-        if url.path not in self._server.connections.endpoints:
+        path = urlsplit(request.path).path
+        route = next((r for r in self._routes if r.serves(path)), None)
+        if route is None:
             if self._fallback is None:
                 self._respond(404, "Not Found\n")
             else:
@@ -295,7 +364,7 @@ class UpgradeProtocol(asyncio.Protocol):
             return
         assert self._transport is not None
         self._transport.pause_reading()
-        self._task = asyncio.get_running_loop().create_task(self._admit(request))
+        self._task = asyncio.get_running_loop().create_task(self._admit(route, request))
 
     def _hand_over(self) -> None:
         assert self._fallback is not None and self._transport is not None
@@ -339,27 +408,18 @@ class UpgradeProtocol(asyncio.Protocol):
         )
         transport.close()
 
-    async def _admit(self, request: Request) -> None:
+    async def _admit(self, route: Route, request: Request) -> None:
         transport = self._transport
         assert transport is not None
-        server = self._server
-        connections = server.connections
-        url = urlsplit(request.path)
         peer = transport.get_extra_info("peername")
-        handshake = Handshake(
-            path=url.path,
-            headers=request.headers,
-            query=dict(parse_qsl(url.query, keep_blank_values=True)),
-            client=(peer[0], peer[1]) if peer else None,
-        )
-        admitted = await connections.admit(handshake)
+        link = await route.admit(request, (peer[0], peer[1]) if peer else None)
         if self._fallback is not None:
             # On the app's port, the access line uvicorn writes for its own upgrades
             # (its logger, so the query redaction filter applies).
             client = f"{peer[0]}:{peer[1]}" if peer else "-"
-            verdict = "accepted" if admitted else "rejected"
+            verdict = "accepted" if link is not None else "rejected"
             _access_log.info('%s - "WebSocket %s" [%s]', client, request.path, verdict)
-        if not admitted:
+        if link is None:
             self._respond(403, "Forbidden\n")
             return
         if transport.is_closing():
@@ -367,10 +427,7 @@ class UpgradeProtocol(asyncio.Protocol):
         self._stop_timer()
         # picows validates the upgrade headers (400 if bad), answers 101, then calls
         # on_ws_connected, which starts the session.
-        link = PicowsLink(
-            connections.max_message_size, lambda opened: server.start_session(opened, handshake)
-        )
-        protocol = server.protocol(link)
+        protocol = route.protocol(link)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         data = bytes(self._buffer)
@@ -384,8 +441,8 @@ class UpgradeProtocol(asyncio.Protocol):
 
 
 class PicowsServer:
-    """The standalone server on picows: accepts, admits, and runs one ``Session`` per
-    connection."""
+    """The WebSocket transport on picows: its ``Route`` on the app's port, and the
+    standalone server; runs one ``Session`` per connection."""
 
     def __init__(
         self,
@@ -400,30 +457,35 @@ class PicowsServer:
         self.server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
 
-    def protocol(self, link: PicowsLink) -> Any:
-        ping = self.ping_interval is not None
-        return _WSProtocol(
-            None,  # host and port: a server protocol has none
-            None,  # path
-            False,  # client side
-            lambda _request: link,  # admission already said yes
-            _picows_log,
-            True,  # disconnect when on_ws_frame raises
-            None,  # handshake timeout: UpgradeProtocol had it
-            ping,  # keepalive pings
-            self.ping_interval if ping else 20.0,
-            # ping_timeout=None waits forever: picows needs a number.
-            self.ping_timeout if self.ping_timeout is not None else 1e9,
-            WSAutoPingStrategy.PING_WHEN_IDLE,
-            True,  # answer pings
-            self.connections.max_message_size,
-            None,  # extra headers
-            READ_BUFFER,
+    # -- the Route ---------------------------------------------------------------------
+
+    def serves(self, path: str) -> bool:
+        return path in self.connections.endpoints
+
+    async def admit(self, request: Request, client: Client) -> PicowsLink | None:
+        url = urlsplit(request.path)
+        handshake = Handshake(
+            path=url.path,
+            headers=request.headers,
+            query=dict(parse_qsl(url.query, keep_blank_values=True)),
+            client=client,
+        )
+        connections = self.connections
+        if not await connections.admit(handshake):
+            return None
+        return PicowsLink(
+            connections.max_message_size, lambda opened: self.start_session(opened, handshake)
         )
 
-    def upgrade_protocol(self, fallback: Fallback) -> UpgradeProtocol:
-        """A protocol for an upgrade request on the app's port (see ``_uvicorn.py``)."""
-        return UpgradeProtocol(self, fallback)
+    def protocol(self, link: PicowsLink) -> Any:
+        return picows_protocol(
+            link,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_timeout,
+            max_frame_size=self.connections.max_message_size,
+        )
+
+    # -- sessions ----------------------------------------------------------------------
 
     def start_session(self, link: PicowsLink, handshake: Handshake) -> None:
         task = asyncio.get_running_loop().create_task(self._run(link, handshake))
@@ -440,5 +502,5 @@ class PicowsServer:
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: UpgradeProtocol(self), host, port)
+        self.server = await loop.create_server(lambda: UpgradeProtocol((self,)), host, port)
         return self.server

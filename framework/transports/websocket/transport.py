@@ -200,30 +200,32 @@ class WebSocketTransport(Transport):
     def server_options(self) -> dict[str, Any]:
         """uvicorn settings for the app's HTTP server: the frame size limit, keepalive,
         compression and flow control apply there when the transport shares the HTTP
-        port; with picows installed and compression off, the ``ws`` protocol serves this
-        transport's paths on picows (other WebSocket routes keep uvicorn's own)."""
+        port (and to other WebSocket routes when picows serves this transport's)."""
         if self.port is not None:
             return {}
         from framework.transports.websocket._flow import FlowControlledProtocol
 
-        options: dict[str, Any] = {
+        return {
             "ws": FlowControlledProtocol,  # stops reading a client that does not read
             "ws_max_size": self.max_message_size,
             "ws_ping_interval": self.ping_interval,
             "ws_ping_timeout": self.ping_timeout,
             "ws_per_message_deflate": self.compression,
         }
+
+    def upgrade_routes(self) -> list[Any]:
+        """With picows installed and compression off, this transport's paths on the
+        app's port are served on picows (``Application.server``)."""
         from framework.transports.websocket._standalone import HAVE_PICOWS
 
-        if HAVE_PICOWS and not self.compression:
-            from framework.transports.websocket._picows import PicowsServer
-            from framework.transports.websocket._uvicorn import protocol_class
+        if self.port is not None or not HAVE_PICOWS or self.compression:
+            return []
+        from framework.transports.websocket._picows import PicowsServer
 
-            server = PicowsServer(
-                self.connections, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout
-            )
-            options["ws"] = protocol_class(server)
-        return options
+        server = PicowsServer(
+            self.connections, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout
+        )
+        return [server]
 
     async def start(self) -> None:
         if self.port is not None or not self.endpoints:

@@ -162,12 +162,21 @@ class SioModule:
     pass
 
 
+FRAME_LAYERS: dict[str, dict[str, Any]] = {
+    "picows": {},
+    "asgi": {"uvicorn": {"ws": "websockets-sansio"}},
+}
+"""``served`` options for each frame layer under the Engine.IO WebSocket."""
+
+
 @asynccontextmanager
 async def served(
-    root: Any = SioModule, **options: Any
+    root: Any = SioModule, *, uvicorn: dict[str, Any] | None = None, **options: Any
 ) -> AsyncIterator[tuple[Application, SocketIoTransport, str]]:
-    """The app under uvicorn; yields ``(app, transport, "http://127.0.0.1:port")``."""
+    """The app under ``app.server()`` (the Engine.IO WebSocket on picows; with
+    ``uvicorn={"ws": ...}`` through ASGI); yields ``(app, transport,
+    "http://127.0.0.1:port")``."""
     transport = SocketIoTransport(**options)
     app = create_app(root, transports=[transport])
-    async with uvicorn_running(app) as port:
+    async with uvicorn_running(app, **(uvicorn or {})) as port:
         yield app, transport, f"http://127.0.0.1:{port}"

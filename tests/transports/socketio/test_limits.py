@@ -14,8 +14,11 @@ import websockets
 
 from framework import module
 from framework.transports.socketio import subscribe_message, websocket_gateway
+from tests.timing import TIME_FACTOR
 from tests.transports.socketio.app import TIMEOUT, Seen, served
 from tests.transports.socketio.test_protocol import client
+from tests.transports.websocket.test_floods import RSS_BOUND_MIB, connect, flood
+from tests.transports.websocket.test_hostile import rss_mib
 
 
 async def raw_ws(url: str) -> Any:
@@ -162,3 +165,21 @@ async def test_a_connection_over_its_packet_rate_is_closed_and_others_keep_going
                 while True:
                     await flood.recv()
         assert await good.call("echo", {"text": "fine"}, timeout=TIMEOUT) == {"text": "fine"}
+
+
+async def test_a_ping_flood_from_a_client_that_never_reads_is_bounded() -> None:
+    """WebSocket pings on the Engine.IO WebSocket: one pong each, written without
+    back-pressure by the frame layer; the server stops reading the flooder while its
+    write buffer is full (as on the WebSocket transport, ``test_floods``)."""
+    async with served(ping_interval=None) as (_, _t, url), client(url, ["websocket"]) as (good, _):
+        port = int(url.rsplit(":", 1)[1])
+        flooder = await asyncio.to_thread(connect, port, "/socket.io/?EIO=4&transport=websocket")
+        try:
+            before = rss_mib()
+            sent = await asyncio.to_thread(flood, flooder, 8 * TIME_FACTOR)
+            grown = rss_mib() - before
+            assert grown < RSS_BOUND_MIB, f"RSS grew {grown:.0f} MiB after {sent >> 20} MiB"
+            # The server still serves everyone else.
+            assert await good.call("echo", {"text": "fine"}, timeout=TIMEOUT) == {"text": "fine"}
+        finally:
+            flooder.close()

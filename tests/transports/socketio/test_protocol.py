@@ -217,11 +217,12 @@ async def _raw_session(url: str) -> Any:
         "9hello",  # no such Engine.IO packet type
         "47[1]",  # no such Socket.IO packet type
         "4" + "2" + "[" + '"x",' * 10 + '"' + "y" * 1_100_000 + '"]',  # over max_payload
+        b"\xff\xfe",  # a binary attachment no packet announced
     ],
-    ids=["bad-json", "not-array", "engine-type", "sio-type", "too-big"],
+    ids=["bad-json", "not-array", "engine-type", "sio-type", "too-big", "stray-binary"],
 )
-async def test_a_malformed_packet_closes_only_its_connection(packet: str) -> None:
-    async with served() as (_, _t, url), client(url, ["websocket"]) as (good, _):
+async def test_a_malformed_packet_closes_only_its_connection(serve: Any, packet: Any) -> None:
+    async with serve() as (_, _t, url), client(url, ["websocket"]) as (good, _):
         bad = await _raw_session(url)
         await bad.send(packet)
         async with asyncio.timeout(TIMEOUT):

@@ -24,10 +24,14 @@ from tests.timing import TIME_FACTOR
 from tests.transports.websocket.app import raw_client, recv_json, send_json, served
 from tests.transports.websocket.test_hostile import HostileModule, rss_mib
 
-_HANDSHAKE = (
-    b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
+
+def _handshake(path: str) -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 PING = bytes([0x89, 0x80 | 125]) + b"\x00\x00\x00\x00" + b"p" * 125
 """A masked ping with the largest control payload (125 bytes): the pong is as big."""
 FLOOD_BYTES = 64 * 1024 * 1024
@@ -41,12 +45,12 @@ def _masked(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
 
 
-def _connect(port: int) -> socket.socket:
+def connect(port: int, path: str = "/ws") -> socket.socket:
     """A raw client past the handshake, with a tiny receive buffer."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(_HANDSHAKE)
+    sock.sendall(_handshake(path))
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1024)
@@ -54,7 +58,7 @@ def _connect(port: int) -> socket.socket:
     return sock
 
 
-def _flood(sock: socket.socket, seconds: float) -> int:
+def flood(sock: socket.socket, seconds: float) -> int:
     """Send pings until ``FLOOD_BYTES`` went out, ``seconds`` passed, or the server
     stopped reading (a send blocks for a second); returns the bytes sent."""
     chunk = PING * 512
@@ -74,10 +78,10 @@ def _flood(sock: socket.socket, seconds: float) -> int:
 async def test_a_ping_flood_from_a_client_that_never_reads_is_bounded(mode: str) -> None:
     async with served(HostileModule, mode=mode, ping_interval=None) as (_, _t, url):
         port = int(url.rsplit(":", 1)[1])
-        flooder = await asyncio.to_thread(_connect, port)
+        flooder = await asyncio.to_thread(connect, port)
         try:
             before = rss_mib()
-            sent = await asyncio.to_thread(_flood, flooder, 8 * TIME_FACTOR)
+            sent = await asyncio.to_thread(flood, flooder, 8 * TIME_FACTOR)
             grown = rss_mib() - before
             assert grown < RSS_BOUND_MIB, f"RSS grew {grown:.0f} MiB after {sent >> 20} MiB"
             # The server still serves everyone else.
@@ -171,7 +175,7 @@ async def test_a_flooding_client_does_not_starve_a_well_behaved_one(mode: str) -
         handled = app.get(Noise)
         port = int(url.rsplit(":", 1)[1])
         quiet = await _round_trips(url, 200)
-        flooder = await asyncio.to_thread(_connect, port)
+        flooder = await asyncio.to_thread(connect, port)
         stop = threading.Event()
         noise = asyncio.ensure_future(asyncio.to_thread(_noise, flooder, stop))
         try:
