@@ -87,6 +87,7 @@ class InboundStream(Generic[_T]):
     __slots__ = (
         "_current",
         "_current_token",
+        "_discarded",
         "_ended",
         "_getter",
         "_holds",
@@ -119,6 +120,7 @@ class InboundStream(Generic[_T]):
         self._released = 0  # items before this seq were pulled past
         self._reported = 0  # items before this seq were reported done
         self._ended = False
+        self._discarded = False
         self._getter: asyncio.Future[None] | None = None
         self._putter: asyncio.Future[None] | None = None
 
@@ -167,7 +169,7 @@ class InboundStream(Generic[_T]):
         done (not even what the failed handler's operators release as they close): a
         transport that redelivers replays every item not done yet."""
         self._advance()  # what it pulled past, and no hold keeps, was done
-        self._on_done = None
+        self._discarded = True
         self._items.clear()
         self.end()
 
@@ -263,17 +265,31 @@ class InboundStream(Generic[_T]):
             _wake(self._putter)
         return True, value
 
-    def hold(self) -> Hold:
-        """Keep every item not done yet, and every item pulled from now on, from being
-        done until the hold is released: call it before pulling what you will buffer."""
-        position = min((h.position for h in self._holds), default=self._current + 1)
-        found = Hold(self, min(position, self._current + 1))
+    def hold(self, *, inherit: bool = False) -> Hold:
+        """Keep every item pulled from now on from being done until the hold is
+        released: call it before pulling what you will buffer (what you pulled before is
+        then pulled past).
+
+        Args:
+            inherit: also keep what other holds keep now: for an operator whose source
+                (another operator) is midway through its next output, which will
+                contain items pulled before this hold.
+        """
+        if self._released <= self._current:
+            self._released = self._current + 1
+            self._advance()
+        position = self._current + 1
+        if inherit and self._holds:
+            position = min(position, min(h.position for h in self._holds))
+        found = Hold(self, position)
         self._holds.append(found)
         return found
 
     # -- done items -------------------------------------------------------------------
 
     def _advance(self) -> None:
+        if self._discarded:
+            return  # what was undone stays undone
         limit = self._released
         if self._holds:
             limit = min(limit, min(h.position for h in self._holds))
@@ -310,6 +326,12 @@ class _Puller(Generic[_T]):
     pending ``anext`` kept across timeouts (never cancelled: that would lose an item)."""
 
     __slots__ = ("_iterator", "_pending", "ended")
+
+    @property
+    def midway(self) -> bool:
+        """A pull timed out and is still pending: the source (an operator) may already
+        hold items of what it hands out next."""
+        return self._pending is not None
 
     def __init__(self, source: AsyncIterable[_T]) -> None:
         self._iterator = aiter(source)
@@ -389,7 +411,7 @@ async def _batches(
     hold: Hold | None = None
     try:
         while not puller.ended:
-            hold = root.hold() if root is not None else None
+            hold = root.hold(inherit=puller.midway) if root is not None else None
             found, first = await puller.pull(None)
             if not found:
                 break
@@ -452,7 +474,7 @@ async def _windows(
     hold: Hold | None = None
     try:
         while not puller.ended:
-            hold = root.hold() if root is not None else None
+            hold = root.hold(inherit=puller.midway) if root is not None else None
             found, first = await puller.pull(None)
             if not found:
                 break

@@ -230,16 +230,18 @@ def test_a_killed_stream_app_loses_no_record_of_its_open_windows(
     asyncio.run(create_topic(bootstrap, topic, partitions))
     asyncio.run(produce_ids(bootstrap, topic, range(n), partitions))
 
-    first = ConsumerProcess(bootstrap, topic, group, out, delay=0.02, app=app)
+    def finished() -> int:
+        return len({i for w in windows(out) for i in w})
+
+    first = ConsumerProcess(bootstrap, topic, group, out, delay=0.03, app=app)
     processes.append(first)
-    snapshots = []
-    while len({i for w in windows(out) for i in w}) < n // 3:
-        snapshots.append(check_commits_follow_windows(bootstrap, group, topic, partitions, out))
-        wait_until(lambda: len(windows(out)) > len(snapshots), "the next window")
+    wait_until(lambda: len(windows(out)) >= 2, "the first windows")
+    while_running = check_commits_follow_windows(bootstrap, group, topic, partitions, out)
+    wait_until(lambda: finished() >= n // 3, "a third of the records")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     at_kill = check_commits_follow_windows(bootstrap, group, topic, partitions, out)
     assert sum(at_kill) < n, "the crash came too late to be mid-stream"
-    assert any(s != [0] * partitions for s in [*snapshots, at_kill]), "nothing was committed"
+    assert sum(at_kill) > 0, "nothing was committed before the crash"
 
     second = ConsumerProcess(bootstrap, topic, group, out, delay=0.0, app=app)
     processes.append(second)
@@ -256,7 +258,7 @@ def test_a_killed_stream_app_loses_no_record_of_its_open_windows(
     replayed = len(seen) - n
     # Replays: at most what was fetched and not committed when the process died.
     assert 0 <= replayed <= n - sum(at_kill), replayed
-    print(f"stream crash: {len(snapshots)} commit checks, {replayed} records replayed")
+    print(f"stream crash: committed {while_running} then {at_kill}; {replayed} replayed")
 
 
 def test_a_member_leaving_mid_stream_hands_its_partitions_over(
