@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -400,13 +400,38 @@ def batched(source: AsyncIterable[_T], max_size: int, max_wait: float) -> AsyncI
         raise exceptions.ConfigurationError(
             "batched() takes max_size >= 1 and max_wait >= 0 seconds"
         )
+
+    async def gather(puller: _Puller[_T], first: _T) -> list[_T]:
+        batch = [first]
+        deadline = time.monotonic() + max_wait
+        while len(batch) < max_size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            found, item = await puller.pull(left)
+            if not found:
+                break
+            batch.append(item)
+        return batch
+
+    return _holding(source, gather)
+
+
+def _holding(
+    source: AsyncIterable[_T], gather: Callable[[_Puller[_T], _T], Awaitable[_U]]
+) -> _Operated[_U]:
+    """An operator that buffers: ``gather(puller, first)`` builds each output from its
+    first item and what else it pulls; the items are held until the next output is
+    asked for."""
     root = _root(source)
-    return _Operated(_batches(source, root, max_size, max_wait), root)
+    return _Operated(_held_outputs(source, root, gather), root)
 
 
-async def _batches(
-    source: AsyncIterable[_T], root: InboundStream[Any] | None, max_size: int, max_wait: float
-) -> AsyncIterator[list[_T]]:
+async def _held_outputs(
+    source: AsyncIterable[_T],
+    root: InboundStream[Any] | None,
+    gather: Callable[[_Puller[_T], _T], Awaitable[_U]],
+) -> AsyncIterator[_U]:
     puller = _Puller(source)
     hold: Hold | None = None
     try:
@@ -415,17 +440,7 @@ async def _batches(
             found, first = await puller.pull(None)
             if not found:
                 break
-            batch = [first]
-            deadline = time.monotonic() + max_wait
-            while len(batch) < max_size:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                found, item = await puller.pull(left)
-                if not found:
-                    break
-                batch.append(item)
-            yield batch  # its items stay held until the handler pulls again
+            yield await gather(puller, first)  # its items stay held until the next pull
             if hold is not None:
                 hold.release()
     finally:
@@ -463,38 +478,21 @@ def tumbling(
     """
     if seconds <= 0 or max_size < 1:
         raise exceptions.ConfigurationError("tumbling() takes seconds > 0 and max_size >= 1")
-    root = _root(source)
-    return _Operated(_windows(source, root, seconds, max_size), root)
 
-
-async def _windows(
-    source: AsyncIterable[_T], root: InboundStream[Any] | None, seconds: float, max_size: int
-) -> AsyncIterator[Window[_T]]:
-    puller = _Puller(source)
-    hold: Hold | None = None
-    try:
-        while not puller.ended:
-            hold = root.hold(inherit=puller.midway) if root is not None else None
-            found, first = await puller.pull(None)
+    async def gather(puller: _Puller[_T], first: _T) -> Window[_T]:
+        now = time.time()
+        start = now - now % seconds
+        window = Window(start, start + seconds, [first])
+        while len(window.items) < max_size:
+            left = window.end - time.time()
+            if left <= 0:
+                break
+            found, item = await puller.pull(left)
             if not found:
                 break
-            now = time.time()
-            start = now - now % seconds
-            window = Window(start, start + seconds, [first])
-            while len(window.items) < max_size:
-                left = window.end - time.time()
-                if left <= 0:
-                    break
-                found, item = await puller.pull(left)
-                if not found:
-                    break
-                window.items.append(item)
-            else:
-                window.end = time.time()
-            yield window
-            if hold is not None:
-                hold.release()
-    finally:
-        if hold is not None:
-            hold.release()
-        await puller.aclose()
+            window.items.append(item)
+        else:
+            window.end = time.time()
+        return window
+
+    return _holding(source, gather)

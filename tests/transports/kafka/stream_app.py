@@ -3,25 +3,29 @@
 ``python -m tests.transports.kafka.stream_app BOOTSTRAP TOPIC GROUP OUT [DELAY]``
 
 The handler reads its partition's stream of ``{"id": n}`` records through 0.3 s
-tumbling windows; each window it finishes is appended to OUT as one line of ids (flushed
-before the handler pulls the next window, so it survives SIGKILL), after DELAY seconds of
-work per record. Prints ``ready`` once serving; SIGTERM stops it gracefully.
+tumbling windows of at most 25 records; each window it finishes is appended to OUT as
+one line of ids (flushed before the handler pulls the next window, so it survives
+SIGKILL), after DELAY seconds of work per record. Prints ``ready`` once serving;
+SIGTERM stops it gracefully.
 """
 
 # No ``from __future__ import annotations``: the local classes' hints must resolve.
 import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
 
 from pydantic import BaseModel
 
-from framework import controller, create_app, event_pattern, module
+from framework import controller, event_pattern, module
 from framework.inbound import tumbling
 from framework.transports.kafka import KafkaTransport
+from tests.transports.kafka.consumer_app import serve
 
 WINDOW = 0.3
 """Seconds per window."""
+MAX_WINDOW = 25
+"""Records per window at most (what is fetched arrives at once: without a bound, one
+window would take all of it)."""
 
 
 class Tick(BaseModel):
@@ -37,7 +41,7 @@ def main() -> None:
     class Windows:
         @event_pattern(topic)
         async def on_ticks(self, ticks: AsyncIterator[Tick]) -> None:
-            async for window in tumbling(ticks, seconds=WINDOW):
+            async for window in tumbling(ticks, seconds=WINDOW, max_size=MAX_WINDOW):
                 if delay:
                     await asyncio.sleep(delay * len(window.items))
                 sink.write(" ".join(str(t.id) for t in window.items) + "\n")
@@ -60,15 +64,7 @@ def main() -> None:
         shutdown_timeout=10.0,
     )
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        async with create_app(StreamApp, transports=[transport]):
-            print("ready", flush=True)
-            await stop.wait()
-
-    asyncio.run(run())
+    serve(StreamApp, transport)
 
 
 if __name__ == "__main__":

@@ -235,10 +235,30 @@ def test_a_killed_stream_app_loses_no_record_of_its_open_windows(
 
     first = ConsumerProcess(bootstrap, topic, group, out, delay=0.03, app=app)
     processes.append(first)
-    wait_until(lambda: len(windows(out)) >= 2, "the first windows")
-    while_running = check_commits_follow_windows(bootstrap, group, topic, partitions, out)
+    # Commits are checked again and again while it runs (in a thread: a check takes a
+    # while, and the kill must not wait for one).
+    checks: list[list[int] | BaseException] = []
+    killed = threading.Event()
+
+    def check_while_running() -> None:
+        while not killed.is_set():
+            try:
+                checks.append(
+                    check_commits_follow_windows(bootstrap, group, topic, partitions, out)
+                )
+            except BaseException as exc:  # re-raised by the test
+                checks.append(exc)
+                return
+
+    checker = threading.Thread(target=check_while_running, daemon=True)
+    checker.start()
     wait_until(lambda: finished() >= n // 3, "a third of the records")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    killed.set()
+    checker.join(LIMIT)
+    for check in checks:
+        if isinstance(check, BaseException):
+            raise check
     at_kill = check_commits_follow_windows(bootstrap, group, topic, partitions, out)
     assert sum(at_kill) < n, "the crash came too late to be mid-stream"
     assert sum(at_kill) > 0, "nothing was committed before the crash"
@@ -258,7 +278,7 @@ def test_a_killed_stream_app_loses_no_record_of_its_open_windows(
     replayed = len(seen) - n
     # Replays: at most what was fetched and not committed when the process died.
     assert 0 <= replayed <= n - sum(at_kill), replayed
-    print(f"stream crash: committed {while_running} then {at_kill}; {replayed} replayed")
+    print(f"stream crash: {len(checks)} checks, {at_kill} committed at kill, {replayed} replayed")
 
 
 def test_a_member_leaving_mid_stream_hands_its_partitions_over(
