@@ -265,6 +265,27 @@ class InboundStream(Generic[_T]):
             _wake(self._putter)
         return True, value
 
+    def take(self, limit: int) -> list[_T]:
+        """Up to ``limit`` of the items waiting, without waiting: what as many ``pull``
+        calls would give (an operator filling a batch from what is buffered)."""
+        items = self._items
+        if not items or limit < 1:
+            return []
+        if self._released <= self._current:
+            self._released = self._current + 1
+        taken: list[_T] = []
+        seq, value, token = items.popleft()
+        taken.append(value)
+        while items and len(taken) < limit:
+            seq, value, token = items.popleft()
+            taken.append(value)
+        self._released = max(self._released, seq)  # all but the last are pulled past
+        self._current = seq
+        self._current_token = token
+        if self._putter is not None and len(items) <= self._low:
+            _wake(self._putter)
+        return taken
+
     def hold(self, *, inherit: bool = False) -> Hold:
         """Keep every item pulled from now on from being done until the hold is
         released: call it before pulling what you will buffer (what you pulled before is
@@ -358,6 +379,11 @@ class _Puller(Generic[_T]):
             self.ended = True
             return False, None
 
+    def take(self, limit: int) -> list[_T]:
+        """What waits in an ``InboundStream`` source, up to ``limit`` items, at once."""
+        iterator = self._iterator
+        return iterator.take(limit) if isinstance(iterator, InboundStream) else []
+
     async def aclose(self) -> None:
         if self._pending is not None and not self._pending.done():
             self._pending.cancel()
@@ -402,7 +428,7 @@ def batched(source: AsyncIterable[_T], max_size: int, max_wait: float) -> AsyncI
         )
 
     async def gather(puller: _Puller[_T], first: _T) -> list[_T]:
-        batch = [first]
+        batch = [first, *puller.take(max_size - 1)]
         deadline = time.monotonic() + max_wait
         while len(batch) < max_size:
             left = deadline - time.monotonic()
@@ -412,6 +438,7 @@ def batched(source: AsyncIterable[_T], max_size: int, max_wait: float) -> AsyncI
             if not found:
                 break
             batch.append(item)
+            batch.extend(puller.take(max_size - len(batch)))
         return batch
 
     return _holding(source, gather)
@@ -482,7 +509,7 @@ def tumbling(
     async def gather(puller: _Puller[_T], first: _T) -> Window[_T]:
         now = time.time()
         start = now - now % seconds
-        window = Window(start, start + seconds, [first])
+        window = Window(start, start + seconds, [first, *puller.take(max_size - 1)])
         while len(window.items) < max_size:
             left = window.end - time.time()
             if left <= 0:
@@ -491,6 +518,7 @@ def tumbling(
             if not found:
                 break
             window.items.append(item)
+            window.items.extend(puller.take(max_size - len(window.items)))
         else:
             window.end = time.time()
         return window
