@@ -118,12 +118,11 @@ class PartitionStreams:
             if record.offset in skip:
                 stream.skip(record)
                 continue
-            inbound = Inbound(record.topic, None, None, record, lane)
             try:
-                inbound.payload = decode(record.value)
-                value = validate(inbound.payload)
+                value = validate(decode(record.value))
             except Exception as exc:
                 # Poison: recover dead-letters it without retrying.
+                inbound = Inbound(record.topic, None, None, record, lane)
                 if not await self._recovery.recover(lane, inbound, handler, exc):
                     break
                 stream.skip(record)
