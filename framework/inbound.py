@@ -129,6 +129,18 @@ class InboundStream(Generic[_T]):
 
     # -- the transport's side ---------------------------------------------------------
 
+    def offer(self, value: _T, token: Any = None) -> bool:
+        """``put`` without waiting: ``False`` when the buffer is full or the stream
+        ended (then ``put`` says which)."""
+        if len(self._items) >= self.size or self._ended:
+            return False
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        self._items.append((seq, value, token))
+        self._pending.append([seq, token, 1, token])
+        _wake(self._getter)
+        return True
+
     async def put(self, value: _T, token: Any = None) -> bool:
         """Add one validated item (``token``: what ``on_done`` reports it by, e.g. the
         Kafka record); waits while ``size`` items wait. ``False`` if the stream ended
@@ -139,14 +151,7 @@ class InboundStream(Generic[_T]):
                 await putter
             finally:
                 self._putter = None
-        if self._ended:
-            return False
-        seq = self._next_seq
-        self._next_seq = seq + 1
-        self._items.append((seq, value, token))
-        self._pending.append([seq, token, 1, token])
-        _wake(self._getter)
-        return True
+        return self.offer(value, token)
 
     def skip(self, token: Any = None) -> None:
         """A message that is done without entering the stream (it failed validation and

@@ -120,7 +120,8 @@ class Feeds:
             feed = self._feeds.get((handler, key))
             if feed is None:
                 feed = self._start(handler, message, key)
-            if await feed.stream.put(value):
+            stream = feed.stream
+            if stream.offer(value) or await stream.put(value):
                 self._undone += 1
                 return
             # It ended meanwhile (its key was ended, or it gave up): a new one takes it.

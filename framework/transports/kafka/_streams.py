@@ -127,7 +127,7 @@ class PartitionStreams:
                     break
                 stream.skip(record)
                 continue
-            if not await stream.put(value, record):
+            if not stream.offer(value, record) and not await stream.put(value, record):
                 break
         return DEFERRED
 
