@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import typing
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
@@ -44,11 +45,15 @@ except ImportError as exc:  # pragma: no cover - the message is the point
 
 from framework import exceptions
 
+if typing.TYPE_CHECKING:
+    from framework.inbound import InboundStream
+
 __all__ = [
     "DEFAULT_BUFFER_SIZE",
     "ObservableStream",
     "Overflow",
     "from_observable",
+    "run_observable_input",
     "to_observable",
 ]
 
@@ -281,3 +286,82 @@ async def _push(open_stream: Callable[[], AsyncIterator[Any]], observer: Observe
         observer.on_error(exc)
     else:
         observer.on_completed()
+
+
+async def run_observable_input(
+    call: Callable[[Any, Any], Any], stream: InboundStream[Any], ctx: Any
+) -> None:
+    """Run a handler that takes its inbound stream as an Observable (``Observable[T]``).
+
+    The handler gets a hot Observable of the stream's items (subscribe once) and returns
+    its pipeline; this subscribes to that pipeline and waits for it to complete (the
+    stream ended) or fail (raised here). Items are pushed one at a time, the next once
+    the pipeline took the one before, so a synchronous pipeline is paced by the stream.
+
+    The at-least-once rule: every input pushed before the pipeline emits (inputs that
+    caused the emission included) is done when it emits; all inputs are done when it
+    completes. That holds for operators that emit in input order and whose emission
+    accounts for everything before it (map, filter, scan, buffer/window by count or time,
+    take, reduce); an operator that delays or reorders items (``delay``, ``observe_on``
+    another scheduler, ``flat_map`` over async inner sources) must not be used to do the
+    work, or the inputs it still holds count as done.
+    """
+    loop = asyncio.get_running_loop()
+    hold = stream.hold()  # nothing pushed is done until the pipeline says so
+    pushed = 0  # inputs pushed into the pipeline so far
+    pusher: asyncio.Task[None] | None = None
+
+    async def push(observer: ObserverBase[Any]) -> None:
+        nonlocal pushed
+        try:
+            async for item in stream:
+                pushed = stream.handed
+                observer.on_next(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            observer.on_error(exc)
+        else:
+            observer.on_completed()
+
+    def subscribe(observer: ObserverBase[Any], scheduler: SchedulerBase | None = None) -> Any:
+        nonlocal pusher
+        if pusher is not None:
+            observer.on_error(
+                exceptions.ConfigurationError("an inbound stream's Observable is subscribed once")
+            )
+            return Disposable()
+        task = pusher = loop.create_task(push(observer))
+
+        def dispose() -> None:
+            task.cancel()
+
+        return Disposable(dispose)
+
+    result = await call(reactivex.create(subscribe), ctx)
+    if not isinstance(result, reactivex.Observable):
+        raise exceptions.ConfigurationError(
+            "a handler taking an Observable returns its pipeline (an Observable): the "
+            f"framework subscribes to it; got {type(result).__name__}"
+        )
+    finished: asyncio.Future[None] = loop.create_future()
+
+    def emitted(_: Any) -> None:
+        hold.move(pushed)
+
+    def failed(error: Exception) -> None:
+        if not finished.done():
+            finished.set_exception(error)
+
+    def completed() -> None:
+        if not finished.done():
+            finished.set_result(None)
+
+    subscription = result.subscribe(emitted, failed, completed, scheduler=AsyncIOScheduler(loop))
+    try:
+        await finished
+    finally:
+        subscription.dispose()
+        if pusher is not None and not pusher.done():
+            pusher.cancel()
+    hold.release()  # (not when it failed: what it held is not done)

@@ -19,6 +19,7 @@ PUBLIC_PACKAGES = [
     "framework.config",
     "framework.di",
     "framework.http",
+    "framework.inbound",
     "framework.messaging",
     "framework.observability",
     "framework.rx",

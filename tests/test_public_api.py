@@ -16,7 +16,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     # (pytest adds "@py_*" names to modules it rewrites, such as its plugins.)
     public = {n for n in dir(framework) if not n.startswith(("_", "@"))}
     submodules = {"application", "clients", "di", "exceptions", "http", "messaging", "transports"}
-    submodules |= {"observability", "backoff", "rx"}
+    submodules |= {"observability", "backoff", "rx", "inbound"}
     assert set(framework.__all__) == public - submodules - {"testing", "cli", "asyncapi", "config"}
     assert set(framework.__all__) >= PROMISED
 

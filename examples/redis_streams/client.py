@@ -43,6 +43,16 @@ logger = logging.getLogger("examples.redis_streams")
 _Entries = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]
 
 
+def _raise_if_cancelled() -> None:
+    """Re-raise a cancel that redis-py lost: on Python 3.11 the ``asyncio.wait_for`` it
+    wraps around socket reads (``socket_timeout``) swallows a cancel that lands as the
+    read completes, and ``stream()`` would read on for a caller who left. The task still
+    counts the cancel request (``cancelling()``), so it is not lost for good."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _fields(fields: Fields) -> dict[FieldT, EncodableT]:
     return cast("dict[FieldT, EncodableT]", fields)
 
@@ -326,6 +336,7 @@ class RedisStreamsClient(ClientProxy):
                 answer: _Entries = await redis.xread(  # type: ignore[assignment]
                     {key: last}, count=self.batch_size, block=max(1, int(wait * 1000))
                 )
+                _raise_if_cancelled()
                 if time.monotonic() >= refresh_at:
                     await redis.expire(key, int(self.reply_ttl))
                     refresh_at = time.monotonic() + self.reply_ttl / 3

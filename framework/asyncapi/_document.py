@@ -89,7 +89,10 @@ def _message(tp: Any, mode: Mode, schemas: SchemaSet, *, has_payload: bool) -> d
 
 
 def _message_type(handler: MessageHandler) -> Any:
-    """What one message validates as: a batch handler's ``list[T]`` takes ``T``s."""
+    """What one message validates as: a batch handler's ``list[T]`` and an inbound
+    stream's ``AsyncIterator[T]`` take ``T``s."""
+    if handler.signature.stream_input is not None:
+        return handler.signature.item_type
     tp = handler.signature.payload_type
     return typing.get_args(tp)[0] if handler.batch is not None else tp
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -31,6 +31,15 @@ class HandlerSignature:
     context_type: type[MessageContext] | None
     return_type: Any
     is_stream: bool
+    stream_input: Literal["iterator", "observable"] | None = None
+    """The payload is an inbound stream: an ``AsyncIterator[T]`` (or ``AsyncIterable``),
+    or a ReactiveX ``Observable[T]``; ``None`` for one message."""
+
+    @property
+    def item_type(self) -> Any:
+        """``T`` of an inbound stream's payload type (``Any`` when not given)."""
+        args = typing.get_args(self.payload_type)
+        return args[0] if args else Any
 
 
 def _is_context_type(hint: Any) -> bool:
@@ -68,7 +77,18 @@ def analyse(
         or origin in (AsyncIterator, AsyncGenerator)
         or is_observable_type(origin or ret)
     )
-    return HandlerSignature(tuple(order), payload_type, context_type, ret, is_stream)
+    return HandlerSignature(
+        tuple(order), payload_type, context_type, ret, is_stream, _stream_input(payload_type)
+    )
+
+
+def _stream_input(hint: Any) -> Literal["iterator", "observable"] | None:
+    origin = typing.get_origin(hint) or hint
+    if origin in (AsyncIterator, AsyncIterable):
+        return "iterator"
+    if is_observable_type(origin):
+        return "observable"
+    return None
 
 
 def validators(tp: Any) -> tuple[Validator, Validator]:

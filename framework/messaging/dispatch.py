@@ -19,13 +19,14 @@ message and only when a handler (or its pipeline) asks for one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from framework.exceptions import PatternNotFoundError
 from framework.messaging._batches import Batcher
 from framework.messaging._cache import NameCache
+from framework.messaging._feeds import Feeds, log_refusal
 from framework.messaging.codecs import encode
 from framework.messaging.context import MessageContext
 from framework.messaging.errors import error_payload
@@ -100,8 +101,9 @@ class Route:
         self.message = message
         self.events = events
         self.prefer_events = prefer_events
-        self.batched = any(h.batch is not None for h in events)
-        """Some event handler takes batches (``@event_pattern(batch=True)``)."""
+        self.batched = any(h.batch is not None or h.call_stream is not None for h in events)
+        """Some event handler takes batches (``@event_pattern(batch=True)``) or an
+        inbound stream."""
 
     def __bool__(self) -> bool:
         return self.message is not None or bool(self.events)
@@ -193,9 +195,16 @@ class Dispatcher:
             context.
         allows: a further filter on handlers (a WebSocket path serves only its
             gateway's handlers); ``None`` allows all.
+        stream_key: which inbound stream of a handler a message joins (a WebSocket
+            connection: ``inbound.source``); ``None``: one stream per handler.
+
+    Attributes:
+        feeds: the inbound streams of this dispatcher's stream handlers; a transport
+            ends those of a connection that closed (``feeds.end(key)``) and closes them
+            all when it stops (``await feeds.close()``).
     """
 
-    __slots__ = ("_allows", "_context", "_routes", "router", "transport")
+    __slots__ = ("_allows", "_context", "_routes", "_stream_key", "feeds", "router", "transport")
 
     def __init__(
         self,
@@ -204,12 +213,15 @@ class Dispatcher:
         *,
         context: ContextFactory | None = None,
         allows: Callable[[MessageHandler], bool] | None = None,
+        stream_key: Callable[[Inbound], Hashable] | None = None,
     ) -> None:
         self.router = router
         self.transport = transport
         self._context = context
         self._allows = allows
+        self._stream_key = stream_key
         self._routes: NameCache[Route] = NameCache()
+        self.feeds = Feeds(self.context)
 
     # -- lookups (synchronous) ------------------------------------------------------
 
@@ -274,6 +286,9 @@ class Dispatcher:
         failures: list[tuple[MessageHandler, Exception]] | None = None
         for handler in handlers:
             try:
+                if handler.call_stream is not None:
+                    await self._feed(handler, inbound)
+                    continue
                 ctx = self.context(inbound) if handler.needs_context else None
                 await handler.call(inbound.payload, ctx)
             except Exception as exc:
@@ -314,10 +329,17 @@ class Dispatcher:
             else:
                 logger.warning("No %s event handler for %r; dropped", self.transport, pattern)
 
+    def _feed(self, handler: MessageHandler, inbound: Inbound) -> Awaitable[None]:
+        key = None if self._stream_key is None else self._stream_key(inbound)
+        return self.feeds.add(handler, inbound, key)
+
     async def _batch(self, inbound: Inbound, found: Route, batcher: Batcher) -> None:
         for handler in found.events:
             if handler.batch is not None:
                 await batcher.add(handler, inbound, inbound.payload)
+                continue
+            if handler.call_stream is not None:
+                await self._feed(handler, inbound)
                 continue
             try:
                 ctx = self.context(inbound) if handler.needs_context else None
@@ -343,12 +365,7 @@ class Dispatcher:
         return await self.event(inbound, found)
 
 
-def _log_event_failure(handler: MessageHandler, pattern: str, exc: Exception) -> None:
-    # error_payload logs unexpected errors with their traceback; refusals (validation,
-    # RpcException) are expected and get one line.
-    payload = error_payload(exc, where=handler.name)
-    if payload.get("message") != "Internal server error":
-        logger.warning("Event handler %s refused %r: %s", handler.name, pattern, payload)
+_log_event_failure = log_refusal
 
 
 class _Last:

@@ -32,6 +32,7 @@ from framework.messaging._binding import (
     validators,
 )
 from framework.messaging._decorators import BatchOptions, PatternMeta, handlers_of
+from framework.messaging._feeds import stream_of_one
 from framework.messaging._patterns import is_wildcard, matches, specificity
 from framework.messaging._pipeline import GlobalEnhancers, Pipeline, build_pipeline
 from framework.messaging.context import ExecutionContext
@@ -54,6 +55,11 @@ class MessageHandler:
             Its ``call`` handles one message as a batch of one; transports that batch
             validate each message with ``validate_item`` and pass the list of values to
             ``call_batch`` (``ctx``: the context of the batch's first message).
+        call_stream: set for an inbound-stream handler (its payload is an
+            ``AsyncIterator[T]`` or ``Observable[T]``): ``call_stream(stream, ctx)`` calls
+            it with the stream (``ctx``: its first message's context); transports that
+            stream feed it items validated by ``validate_item`` (``messaging/_feeds.py``).
+            Its ``call`` handles one message as a stream of one.
     """
 
     kind: Literal["message", "event"]
@@ -69,6 +75,7 @@ class MessageHandler:
     batch: BatchOptions | None = None
     validate_item: Validator | None = None
     call_batch: Invoke | None = None
+    call_stream: Invoke | None = None
 
     def serves(self, transport: str) -> bool:
         return self.transports is None or transport in self.transports
@@ -208,9 +215,13 @@ async def _compile(
     sig = analyse(fn, owner, controller, rec.module.cls)
     validate_item: Validator | None = None
     split: tuple[Validator, Validator] | None = None
-    if meta.batch is not None:
+    if sig.stream_input is not None:
+        _check_stream_input(sig, meta, owner)
+        validate_item = make_validator(sig.item_type)
+        validate: Validator | None = as_is  # call (call_stream, below) takes the stream
+    elif meta.batch is not None:
         validate_item = make_validator(_batch_item_type(sig, owner))
-        validate: Validator | None = _one_item_batch(validate_item)
+        validate = _one_item_batch(validate_item)
     elif "payload" in sig.order:
         split = validators(sig.payload_type)
         validate = either(*split)
@@ -268,7 +279,20 @@ async def _compile(
             handler.needs_context = handler.needs_context or middleware.needs_context
         if handler.call_batch is not None:
             handler.call_batch = middleware.wrap(handler, handler.call_batch)
+    if sig.stream_input is not None:
+        # Middlewares wrapped the call with the stream; one message is a stream of one.
+        handler.call_stream = handler.call
+        handler.call = stream_of_one(handler)
     return handler
+
+
+def _check_stream_input(sig: HandlerSignature, meta: PatternMeta, owner: str) -> None:
+    if meta.kind != "event" or meta.batch is not None or "emits" in dict(meta.extras):
+        raise ConfigurationError(
+            f"{owner}: an inbound stream (a payload typed {sig.payload_type}) is for plain "
+            "@event_pattern handlers (not @message_pattern, batch=True or emits=): a "
+            "request has one payload; batch or emit from the stream instead"
+        )
 
 
 def _one_item_batch(validate_item: Validator) -> Validator:

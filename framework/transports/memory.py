@@ -84,6 +84,7 @@ class MemoryTransport(Transport):
 
     async def start(self) -> None:
         self._dispatcher = Dispatcher(self.host.router, self.name)
+        self._dispatcher.feeds.idle = self._maybe_idle
         self._accepted = asyncio.get_running_loop().create_future()
         self._accepted.set_result(None)
         self._queue = BoundedChannel(self.max_queue)
@@ -104,16 +105,24 @@ class MemoryTransport(Transport):
             await queue.put(None)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self._dispatcher.feeds.close()  # inbound streams end: their handlers return
 
     async def join(self) -> None:
         """Wait until every event emitted so far has been handled (for tests); events
-        waiting in a batch count as unhandled until their batch is."""
-        while self._unfinished or any(self._batchers):
+        waiting in a batch count as unhandled until their batch is, and events in an
+        inbound stream until they are done (``framework.inbound``)."""
+        while self._busy():
             self._idle = asyncio.Event()
             await self._idle.wait()
 
+    def _busy(self) -> bool:
+        if self._unfinished or any(self._batchers):
+            return True
+        dispatcher: Dispatcher | None = getattr(self, "_dispatcher", None)  # (not started)
+        return dispatcher is not None and bool(dispatcher.feeds)
+
     def _maybe_idle(self) -> None:
-        if not self._unfinished and not any(self._batchers) and self._idle is not None:
+        if self._idle is not None and not self._busy():
             self._idle.set()
 
     @property

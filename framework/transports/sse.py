@@ -288,6 +288,7 @@ class SseTransport(Transport):
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
         await self._end_streams(wait_for_posts=True)
+        await self._dispatcher.feeds.close(self.shutdown_timeout)
 
     async def _end_streams(self, *, wait_for_posts: bool) -> None:
         self._draining = True

@@ -17,6 +17,7 @@ from framework.transports.kafka._lanes import Lane, Lanes
 from framework.transports.kafka._produce import Call, Producing
 from framework.transports.kafka._recovery import Recovery
 from framework.transports.kafka._replies import Replier
+from framework.transports.kafka._streams import PartitionStreams
 from framework.transports.kafka.wire import RequestInfo, payload, request_info
 
 logger = logging.getLogger("framework.kafka")
@@ -118,6 +119,7 @@ class Records:
         self._replier = replier
         self._takes_bytes = takes_bytes
         self._producing = producing
+        self._streams = PartitionStreams(dispatcher, recovery)
 
     def _decoder(self, handler: MessageHandler) -> Decoder:
         return _raw if handler in self._takes_bytes else payload
@@ -132,6 +134,8 @@ class Records:
         single = handlers[0] if len(handlers) == 1 else None
         producing = self._producing
         if single is not None and not may_request:
+            if single.call_stream is not None:
+                return await self._streams.handle(lane, records, single, self._decoder(single))
             if single.batch is not None:
                 if producing is None:
                     return await self._batched(lane, records, single)

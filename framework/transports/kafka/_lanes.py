@@ -32,20 +32,39 @@ their lanes ended)."""
 
 BatchHandler = Callable[["Lane", list[Any]], Awaitable[int]]
 """Handles a lane's batch in offset order; returns how many records, from the first,
-are finished (fewer than all only when the lane closed or a bug stopped the batch)."""
+are finished (fewer than all only when the lane closed or a bug stopped the batch), or
+``DEFERRED``."""
+
+DEFERRED = -1
+"""What a ``BatchHandler`` returns when its records finish later, in the lane's
+``background`` tasks (an inbound stream): they report with ``Lane.done``."""
 
 
 class Lane:
     """One assigned partition: its running batch task and the batches waiting for it.
 
     ``acks`` holds the broker acks of replies sent for the batch in hand (awaited
-    together when it ends).
+    together when it ends). ``background`` holds tasks that finish the lane's records
+    after their batch handler returned (``DEFERRED``): revocation and ``close`` wait for
+    them as for the batch in hand.
     """
 
-    __slots__ = ("acks", "backlog", "closed", "fetched", "open", "task", "tp")
+    __slots__ = (
+        "_lanes",
+        "acks",
+        "background",
+        "backlog",
+        "closed",
+        "fetched",
+        "open",
+        "task",
+        "tp",
+    )
 
-    def __init__(self, tp: Any) -> None:
+    def __init__(self, tp: Any, lanes: Lanes | None = None) -> None:
         self.tp = tp
+        self._lanes = lanes
+        self.background: set[asyncio.Task[Any]] = set()
         self.task: asyncio.Future[None] | None = None
         self.backlog: deque[list[Any]] = deque()
         self.open = True
@@ -58,6 +77,18 @@ class Lane:
         self.open = False
         self.backlog.clear()
         self.closed.set()
+
+    def done(self, next_offset: int) -> None:
+        """Every record before ``next_offset`` is finished (for ``DEFERRED`` batches;
+        in offset order)."""
+        if self._lanes is not None:
+            self._lanes.finish(self, next_offset)
+
+    def rewind(self, offset: int) -> None:
+        """Fetch again from ``offset`` (the first unfinished record, after a deferred
+        handler failed): waiting batches are dropped."""
+        if self._lanes is not None and self.open:
+            self._lanes.rewind(self, offset)
 
     async def sleep(self, seconds: float) -> bool:
         """Wait ``seconds``; False if the lane closed meanwhile."""
@@ -180,7 +211,7 @@ class Lanes:
         for tp, records in batches.items():
             lane = lanes.get(tp)
             if lane is None:
-                lane = lanes[tp] = Lane(tp)
+                lane = lanes[tp] = Lane(tp, self)
             if not lane.fetched:
                 # Pin where this member started, so that if it loses the partition
                 # before finishing anything, the next owner starts here too.
@@ -224,14 +255,30 @@ class Lanes:
 
     async def _run(self, lane: Lane, records: list[Any]) -> None:
         finished = await self._handle(lane, records)
+        if finished == DEFERRED:
+            return
         if finished < len(records) and lane.open:
             # A bug of ours stopped the batch, not a handler failure: replay from the
             # unfinished record rather than let later commits skip it.
-            lane.backlog.clear()
-            with contextlib.suppress(KafkaError):
-                self._consumer.seek(lane.tp, records[finished].offset)
+            self.rewind(lane, records[finished].offset)
         if finished and self.tracker.done(lane.tp, records[finished - 1].offset + 1, finished):
             self._commit_wanted.set()
+
+    def finish(self, lane: Lane, next_offset: int) -> None:
+        """``Lane.done``: records before ``next_offset`` finished after their batch."""
+        position = self.tracker.watermark(lane.tp)
+        count = 0 if position is None else max(next_offset - position, 0)
+        if self.tracker.done(lane.tp, next_offset, count):
+            self._commit_wanted.set()
+
+    def rewind(self, lane: Lane, offset: int) -> None:
+        """Drop ``lane``'s waiting batches and fetch its partition again from ``offset``."""
+        lane.backlog.clear()
+        if lane.tp in self._full:
+            self._full.discard(lane.tp)
+            self._room.set()
+        with contextlib.suppress(KafkaError):
+            self._consumer.seek(lane.tp, offset)
 
     # -- group membership ------------------------------------------------------------
 
@@ -240,7 +287,7 @@ class Lanes:
         self._single = len(partitions) == 1
         for tp in partitions:
             if tp not in self._lanes:
-                self._lanes[tp] = Lane(tp)
+                self._lanes[tp] = Lane(tp, self)
         task = asyncio.create_task(self._seed(partitions))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -273,9 +320,7 @@ class Lanes:
             lane.close()
         self._full.difference_update(partitions)
         self._room.set()
-        await finish_tasks(
-            [lane.task for lane in lanes if lane.task is not None], self.shutdown_timeout
-        )
+        await finish_tasks(_work(lanes), self.shutdown_timeout)
         if partitions:
             await self.commit(partitions)
             self.tracker.forget(partitions)
@@ -289,9 +334,7 @@ class Lanes:
         for lane in lanes:
             lane.close()
         self._room.set()
-        await finish_tasks(
-            [lane.task for lane in lanes if lane.task is not None], self.shutdown_timeout
-        )
+        await finish_tasks(_work(lanes), self.shutdown_timeout)
         await finish_tasks(list(self._tasks), 0)
         self._lanes.clear()
 
@@ -342,3 +385,11 @@ class Lanes:
             if high is not None and done is not None:
                 found[(tp.topic, tp.partition)] = max(high - done, 0)
         return found
+
+
+def _work(lanes: list[Lane]) -> list[asyncio.Future[Any]]:
+    """What a revocation or ``close`` waits for: batches in hand and background work."""
+    found: list[asyncio.Future[Any]] = [lane.task for lane in lanes if lane.task is not None]
+    for lane in lanes:
+        found.extend(lane.background)
+    return found

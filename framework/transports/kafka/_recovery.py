@@ -68,6 +68,10 @@ class Recovery:
         self._gave_up = gave_up
         self.producing = producing
 
+    def policy_for(self, handler: MessageHandler) -> RetryPolicy:
+        """``handler``'s retry policy (its decorator's, else the transport's)."""
+        return self._policies.get(handler, self.policy)
+
     async def recover(
         self, lane: Lane, inbound: Inbound, handler: MessageHandler, exc: Exception
     ) -> bool:
@@ -78,7 +82,7 @@ class Recovery:
             False if the lane closed first (the record stays unfinished).
         """
         record = inbound.raw
-        policy = self._policies.get(handler, self.policy)
+        policy = self.policy_for(handler)
         attempts = 1
         if not is_poison(exc):
             while attempts <= policy.max_retries:

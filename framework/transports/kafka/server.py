@@ -368,6 +368,13 @@ class KafkaTransport(Transport):
             h: h.extras["emits"] for h in handlers if "emits" in h.extras
         }
         windows = {h: _window_spec(h) for h in handlers if "window" in h.extras}
+        streaming = [h.name for h in handlers if h.call_stream is not None]
+        if self.exactly_once and streaming:
+            raise ConfigurationError(
+                f"{', '.join(streaming)}: inbound streams commit as their records finish "
+                "(at least once), not in per-batch transactions; serve them from a "
+                "KafkaTransport without exactly_once"
+            )
         dispatcher = Dispatcher(router, NAME, context=_context)
         self._topics = TopicCreator(
             self.bootstrap_servers,

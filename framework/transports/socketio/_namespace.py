@@ -344,6 +344,7 @@ class Namespace:
         if recovery is not None and reason in ("transport close", "ping timeout"):
             recovery.keep(self.name, sock)
         sock.streams.cancel_all()
+        self.dispatcher.feeds.end(sock)
         sock.fail_acks()
         self.members.remove(sock)
         sockets = sock.connection.sockets

@@ -62,6 +62,10 @@ async def _client_bundle(request: Request) -> Response:
     )
 
 
+def _socket(inbound: Inbound) -> Any:
+    return inbound.source
+
+
 def _context(inbound: Inbound) -> SioContext:
     sock: SioSocket = inbound.source
     return SioContext(inbound.pattern, inbound.raw, sock)
@@ -230,7 +234,11 @@ class SocketIoTransport(Transport):
         for name, members in by_name.items():
             classes = frozenset(cls for cls, _ in members)
             dispatcher = Dispatcher(
-                router, self.name, context=_context, allows=handler_filter(classes, name == "/")
+                router,
+                self.name,
+                context=_context,
+                allows=handler_filter(classes, name == "/"),
+                stream_key=_socket,  # an inbound stream per socket
             )
             guards = [(g, cls) for cls, _ in members for g in await self._connect_guards(cls)]
             instances = [i for _, i in members if i is not None]
@@ -303,6 +311,8 @@ class SocketIoTransport(Transport):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.close_timeout + 1):
                     await asyncio.wait(tasks)
+        for ns in server.namespaces.values():
+            await ns.dispatcher.feeds.close(self.shutdown_timeout)
 
     async def stop(self) -> None:
         await self.drain()

@@ -43,12 +43,19 @@ class Endpoint:
         self.classes = classes
         self.gateways = gateways
         self.is_default = is_default
-        self.dispatcher = Dispatcher(router, TRANSPORT, context=_context, allows=self._allows)
+        # An inbound-stream handler gets one stream per connection.
+        self.dispatcher = Dispatcher(
+            router, TRANSPORT, context=_context, allows=self._allows, stream_key=_connection
+        )
 
     def _allows(self, handler: MessageHandler) -> bool:
         if gateway_meta(handler.controller) is None:
             return self.is_default
         return handler.controller in self.classes
+
+
+def _connection(inbound: Inbound) -> Any:
+    return inbound.source
 
 
 def _context(inbound: Inbound) -> WsContext:

@@ -340,6 +340,7 @@ class Session:
             self._conns.leave(sock)
         if reported:
             self._conns.events.disconnected(self._conns.owner, sock.id)
+        self._dispatcher.feeds.end(sock)  # its inbound streams end with it
         try:
             await call_hooks(self.endpoint.gateways, "on_disconnect", sock)
         except Exception:

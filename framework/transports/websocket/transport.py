@@ -286,6 +286,8 @@ class WebSocketTransport(Transport):
                 await asyncio.gather(*waits, return_exceptions=True)
                 if readers:
                     await asyncio.wait(readers)
+        for ep in self.endpoints.values():
+            await ep.dispatcher.feeds.close(self.shutdown_timeout)
 
     async def stop(self) -> None:
         await self.drain()

@@ -62,11 +62,17 @@ def main() -> None:
         shutdown_timeout=10.0,
     )
 
+    serve(ConsumerApp, transport)
+
+
+def serve(root_module: type, transport: KafkaTransport) -> None:
+    """Run the app until SIGTERM (a graceful stop); print ``ready`` once it serves."""
+
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        async with create_app(ConsumerApp, transports=[transport]):
+        async with create_app(root_module, transports=[transport]):
             print("ready", flush=True)
             await stop.wait()
 

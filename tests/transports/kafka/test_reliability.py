@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import (  # type: ignore[import-untyped]
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    TopicPartition,
+)
 
 from framework import (
     RequestTimeoutError,
@@ -63,13 +67,21 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 class ConsumerProcess:
-    """``consumer_app`` in a child process; ``ready`` is set when it serves."""
+    """``consumer_app`` (or another app module taking the same arguments) in a child
+    process; ``ready`` is set when it serves."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, out: Path, delay: float) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        out: Path,
+        delay: float,
+        app: str = "tests.transports.kafka.consumer_app",
+    ) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.transports.kafka.consumer_app",
-             bootstrap, topic, group, str(out), str(delay)],
+            [sys.executable, "-m", app, bootstrap, topic, group, str(out), str(delay)],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.ready = threading.Event()
@@ -119,14 +131,25 @@ async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
         await creator.close()
 
 
-async def produce_ids(bootstrap: str, topic: str, ids: range) -> None:
+async def produce_ids(
+    bootstrap: str, topic: str, ids: range, partitions: int | None = None
+) -> None:
+    """``{"id": i}`` for each id, keyed by the id; with ``partitions``, id ``i`` goes to
+    partition ``i % partitions``, in order (on a new topic its offset is then
+    ``i // partitions``)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
     )
     await producer.start()
     try:
         acks = [
-            await producer.send(topic, f'{{"id": {i}}}'.encode(), key=str(i).encode()) for i in ids
+            await producer.send(
+                topic,
+                f'{{"id": {i}}}'.encode(),
+                key=str(i).encode(),
+                partition=None if partitions is None else i % partitions,
+            )
+            for i in ids
         ]
         await asyncio.gather(*acks)
     finally:
@@ -157,6 +180,105 @@ def test_a_killed_consumer_loses_nothing_and_replays_little(
     assert set(seen) == set(range(n))
     duplicates = len(seen) - n
     assert duplicates <= consumer_app.COMMIT_EVERY + partitions * IN_FLIGHT, duplicates
+
+
+def windows(out: Path) -> list[list[int]]:
+    """The windows a ``stream_app`` finished, each a list of record ids."""
+    if not out.exists():
+        return []
+    return [[int(i) for i in line.split()] for line in out.read_text().splitlines()]
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    async def read() -> list[int]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+        await consumer.start()
+        try:
+            found = [await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)]
+            return [0 if offset is None else offset for offset in found]
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def check_commits_follow_windows(
+    bootstrap: str, group: str, topic: str, partitions: int, out: Path
+) -> list[int]:
+    """The committed offsets, after asserting that every record before them is in a
+    finished window (read after the offsets: a window is written before its records
+    can be committed)."""
+    offsets = committed_offsets(bootstrap, group, topic, partitions)
+    finished = {i for w in windows(out) for i in w}
+    for p, offset in enumerate(offsets):
+        # ids were produced so that record o of partition p has id p + o * partitions.
+        unfinished = [p + o * partitions for o in range(offset)]
+        missing = [i for i in unfinished if i not in finished]
+        assert not missing, f"partition {p} committed {offset} past unfinished ids {missing[:5]}"
+    return offsets
+
+
+def test_a_killed_stream_app_loses_no_record_of_its_open_windows(
+    kafka_bootstrap_servers: str, tmp_path: Path, processes: list[ConsumerProcess]
+) -> None:
+    """An inbound-stream handler with a time window (``stream_app``), SIGKILLed with a
+    window open and restarted: every record ends up in some finished window (replays
+    allowed, counted), and no commit ever passed a record whose window was unfinished."""
+    bootstrap, topic, group = kafka_bootstrap_servers, name("stream-crash"), name("g")
+    out, n, partitions = tmp_path / "windows.txt", 1200, 2
+    app = "tests.transports.kafka.stream_app"
+    asyncio.run(create_topic(bootstrap, topic, partitions))
+    asyncio.run(produce_ids(bootstrap, topic, range(n), partitions))
+
+    def finished() -> int:
+        return len({i for w in windows(out) for i in w})
+
+    first = ConsumerProcess(bootstrap, topic, group, out, delay=0.03, app=app)
+    processes.append(first)
+    # Commits are checked again and again while it runs (in a thread: a check takes a
+    # while, and the kill must not wait for one).
+    checks: list[list[int] | BaseException] = []
+    killed = threading.Event()
+
+    def check_while_running() -> None:
+        while not killed.is_set():
+            try:
+                checks.append(
+                    check_commits_follow_windows(bootstrap, group, topic, partitions, out)
+                )
+            except BaseException as exc:  # re-raised by the test
+                checks.append(exc)
+                return
+
+    checker = threading.Thread(target=check_while_running, daemon=True)
+    checker.start()
+    wait_until(lambda: finished() >= n // 3, "a third of the records")
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    killed.set()
+    checker.join(LIMIT)
+    for check in checks:
+        if isinstance(check, BaseException):
+            raise check
+    at_kill = check_commits_follow_windows(bootstrap, group, topic, partitions, out)
+    assert sum(at_kill) < n, "the crash came too late to be mid-stream"
+    assert sum(at_kill) > 0, "nothing was committed before the crash"
+
+    second = ConsumerProcess(bootstrap, topic, group, out, delay=0.0, app=app)
+    processes.append(second)
+    wait_until(lambda: {i for w in windows(out) for i in w} >= set(range(n)), "every record")
+    assert second.stop() == 0
+    # A graceful stop hands out the open windows and commits them: everything is done.
+    assert (
+        check_commits_follow_windows(bootstrap, group, topic, partitions, out)
+        == [n // partitions] * partitions
+    )
+
+    seen = [i for w in windows(out) for i in w]
+    assert set(seen) == set(range(n))
+    replayed = len(seen) - n
+    # Replays: at most what was fetched and not committed when the process died.
+    assert 0 <= replayed <= n - sum(at_kill), replayed
+    print(f"stream crash: {len(checks)} checks, {at_kill} committed at kill, {replayed} replayed")
 
 
 def test_a_member_leaving_mid_stream_hands_its_partitions_over(
