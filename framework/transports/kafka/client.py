@@ -23,11 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
-from aiokafka import (  # type: ignore[import-untyped]
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    TopicPartition,
-)
+from aiokafka import TopicPartition  # type: ignore[import-untyped]
 from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
 
 from framework.backoff import Backoff
@@ -45,6 +41,8 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
+from framework.transports.kafka._engines import EngineName
+from framework.transports.kafka._engines import engine as engine_named
 from framework.transports.kafka.wire import (
     CORRELATION_ID,
     Reply,
@@ -131,8 +129,12 @@ class KafkaClient(ClientProxy):
         topic_partitions: partitions of created topics (``None``: the broker default).
         replication_factor: replicas of created topics (``None``: the broker default).
         topic_timeout: seconds to wait for a reply topic to be created and served.
-        consumer_options: extra options for the reply reader (``AIOKafkaConsumer``).
-        producer_options: extra ``AIOKafkaProducer`` options.
+        engine: the Kafka client library, ``"aiokafka"`` (default) or ``"confluent"``
+            (the ``framework[confluent]`` extra); see ``KafkaTransport``.
+        consumer_options: extra options for the reply reader (``AIOKafkaConsumer``;
+            librdkafka settings with ``engine="confluent"``).
+        producer_options: extra ``AIOKafkaProducer`` options (librdkafka settings with
+            ``engine="confluent"``).
         **options: aiokafka options routed by name to the producer, the reply reader and
             the admin client. Producer defaults: ``acks="all"``,
             ``enable_idempotence=True``, ``linger_ms=1``.
@@ -154,6 +156,7 @@ class KafkaClient(ClientProxy):
         topic_partitions: int | None = None,
         replication_factor: int | None = None,
         topic_timeout: float = 30.0,
+        engine: EngineName = "aiokafka",
         consumer_options: dict[str, Any] | None = None,
         producer_options: dict[str, Any] | None = None,
         **options: Any,
@@ -163,6 +166,7 @@ class KafkaClient(ClientProxy):
                 f"KafkaClient max_pending and stream_buffer must be at least 1, not "
                 f"{max_pending} and {stream_buffer}"
             )
+        self._engine = _engine = engine_named(engine, "KafkaClient")
         self.bootstrap_servers = bootstrap_servers
         self.default_timeout = default_timeout
         self.reply_patterns = list(reply_patterns)
@@ -187,6 +191,8 @@ class KafkaClient(ClientProxy):
             **producer,
             **(producer_options or {}),
         }
+        _engine.check(self._consumer_options, "KafkaClient")
+        _engine.check(self._producer_options, "KafkaClient")
         self._admin_options = admin
         self._producer: Any = None
         self._consumer: Any = None
@@ -209,11 +215,11 @@ class KafkaClient(ClientProxy):
             if self._connected:
                 return
             try:
-                self._producer = AIOKafkaProducer(
+                self._producer = self._engine.producer(
                     bootstrap_servers=self.bootstrap_servers, **self._producer_options
                 )
                 await self._producer.start()
-                self._consumer = AIOKafkaConsumer(
+                self._consumer = self._engine.consumer(
                     bootstrap_servers=self.bootstrap_servers,
                     group_id=None,
                     enable_auto_commit=False,

@@ -7,11 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from aiokafka import (  # type: ignore[import-untyped]
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    ConsumerRebalanceListener,
-)
+from aiokafka import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
 
 from framework.backoff import Backoff
@@ -23,6 +19,8 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
+from framework.transports.kafka._engines import EngineName
+from framework.transports.kafka._engines import engine as engine_named
 from framework.transports.kafka.wire import header
 
 logger = logging.getLogger("framework.kafka")
@@ -57,6 +55,8 @@ class KafkaRelay(PublishRelay):
         topic: the broadcast topic (created if missing).
         group_prefix: each instance's group is ``<group_prefix>-<random id>``.
         start_timeout: seconds ``start`` waits for the topic to be assigned.
+        engine: the Kafka client library, ``"aiokafka"`` (default) or ``"confluent"``
+            (the ``framework[confluent]`` extra); see ``KafkaTransport``.
         **options: aiokafka options routed by name (security settings, client id...).
     """
 
@@ -67,8 +67,10 @@ class KafkaRelay(PublishRelay):
         topic: str = "framework.broadcast",
         group_prefix: str = "framework-relay",
         start_timeout: float = 30.0,
+        engine: EngineName = "aiokafka",
         **options: Any,
     ) -> None:
+        self._engine = engine_named(engine, "KafkaRelay")
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.group_id = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
@@ -76,6 +78,8 @@ class KafkaRelay(PublishRelay):
         consumer, producer, admin = split_options(options, "KafkaRelay")
         self._consumer_options = consumer
         self._producer_options = {"acks": "all", "enable_idempotence": True, **producer}
+        self._engine.check(self._consumer_options, "KafkaRelay")
+        self._engine.check(self._producer_options, "KafkaRelay")
         self._admin_options = admin
         self._producer: Any = None
         self._consumer: Any = None
@@ -92,11 +96,11 @@ class KafkaRelay(PublishRelay):
         )
         try:
             await topics.ensure([self.topic])
-            self._producer = AIOKafkaProducer(
+            self._producer = self._engine.producer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
             await self._producer.start()
-            self._consumer = AIOKafkaConsumer(
+            self._consumer = self._engine.consumer(
                 bootstrap_servers=self.bootstrap_servers,
                 group_id=self.group_id,
                 enable_auto_commit=False,

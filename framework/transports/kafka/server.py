@@ -37,7 +37,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import ConfigurationError, TransportError
@@ -52,6 +51,7 @@ from framework.transports.kafka._admin import (
     stop_quietly,
 )
 from framework.transports.kafka._consume import NAME, Records, fetch
+from framework.transports.kafka._engines import Engine, EngineName, engine
 from framework.transports.kafka._lanes import Lanes
 from framework.transports.kafka._produce import Outputs, Producing, takes_kafka_context
 from framework.transports.kafka._recovery import Recovery
@@ -112,6 +112,18 @@ def _window_spec(handler: MessageHandler) -> tuple[Window, Reducer]:
             f"{owner}: a window handler needs emits='topic' (where closed windows go)"
         )
     return window, reducer_of(extras.get("aggregate", "count"), owner)
+
+
+def _engine(name: str, *, exactly_once: bool, tables: bool) -> Engine:
+    """The transport's engine; the confluent one has no transactions or state stores."""
+    found = engine(name, "KafkaTransport")
+    if found.name != "aiokafka" and (exactly_once or tables):
+        what = "exactly_once=True" if exactly_once else "tables="
+        raise ConfigurationError(
+            f'KafkaTransport(engine="{found.name}") does not support {what}; use the '
+            'default engine="aiokafka" for transactions and tables'
+        )
+    return found
 
 
 class KafkaTransport(Transport):
@@ -182,16 +194,25 @@ class KafkaTransport(Transport):
             app, so ``app.run()`` and ``framework run`` exit with status 1.
         disconnected_timeout: seconds without a broker connection that count as a
             failure (default 60; ``None``: never, only a dead loop does).
-        consumer_options: extra ``AIOKafkaConsumer`` options.
-        producer_options: extra ``AIOKafkaProducer`` options (replies, dead letters).
+        engine: the Kafka client library: ``"aiokafka"`` (default) or ``"confluent"``
+            (confluent-kafka on librdkafka, the ``framework[confluent]`` extra; faster,
+            see "Engines" in docs/transports/kafka.md). Both run the same lanes,
+            commits, retries and replies. ``"confluent"`` does not take
+            ``exactly_once``, ``tables`` or window handlers.
+        consumer_options: extra ``AIOKafkaConsumer`` options (with
+            ``engine="confluent"``: librdkafka settings by their own dotted names).
+        producer_options: extra ``AIOKafkaProducer`` options (replies, dead letters;
+            with ``engine="confluent"``: librdkafka settings).
         **options: aiokafka options, routed to the consumer, the producer and the admin
             client by name (``auto_offset_reset="earliest"``, ``client_id``,
-            ``security_protocol``...).
+            ``security_protocol``...); the confluent engine translates them to
+            librdkafka's names.
 
     Raises:
         ConfigurationError: a limit below 1, a non-positive ``commit_interval``, a bad
-            retry option, or an aiokafka option that does not exist or that the
-            framework sets itself.
+            retry option, an aiokafka option that does not exist or that the
+            framework sets itself, or an engine that is unknown, not installed, or
+            asked for what it does not do.
     """
 
     name = NAME
@@ -229,10 +250,12 @@ class KafkaTransport(Transport):
         replication_factor: int | None = None,
         on_failure: OnFailure = "restart",
         disconnected_timeout: float | None = 60.0,
+        engine: EngineName = "aiokafka",
         consumer_options: dict[str, Any] | None = None,
         producer_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        self._engine = _engine(engine, exactly_once=exactly_once, tables=bool(tables))
         if on_failure not in ("restart", "exit"):
             raise ConfigurationError(
                 f'KafkaTransport on_failure is "restart" or "exit", not {on_failure!r}'
@@ -306,6 +329,8 @@ class KafkaTransport(Transport):
             **producer,
             **(producer_options or {}),
         }
+        self._engine.check(self._consumer_options, "KafkaTransport")
+        self._engine.check(self._producer_options, "KafkaTransport")
         self._admin_options = admin
         self._options = options
         self._consumer: Any = None
@@ -345,6 +370,12 @@ class KafkaTransport(Transport):
             h: h.extras["emits"] for h in handlers if "emits" in h.extras
         }
         windows = {h: _window_spec(h) for h in handlers if "window" in h.extras}
+        if windows and self._engine.name != "aiokafka":
+            raise ConfigurationError(
+                f'KafkaTransport(engine="{self._engine.name}") does not serve window '
+                f"handlers ({', '.join(sorted(h.name for h in windows))}); use the "
+                'default engine="aiokafka"'
+            )
         dispatcher = Dispatcher(router, NAME, context=_context)
         self._topics = TopicCreator(
             self.bootstrap_servers,
@@ -354,7 +385,7 @@ class KafkaTransport(Transport):
             options=self._admin_options,
         )
         try:
-            self._producer = AIOKafkaProducer(
+            self._producer = self._engine.producer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
             await self._producer.start()
@@ -400,7 +431,7 @@ class KafkaTransport(Transport):
             # New topics matching a wildcard are found by metadata refreshes: look every
             # 30 s rather than aiokafka's 5 minutes.
             options.setdefault("metadata_max_age_ms", 30_000)
-        return AIOKafkaConsumer(
+        return self._engine.consumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -624,4 +655,6 @@ class KafkaTransport(Transport):
     def create_client(self) -> ClientProxy:
         from framework.transports.kafka.client import KafkaClient
 
-        return KafkaClient(bootstrap_servers=self.bootstrap_servers, **self._options)
+        return KafkaClient(
+            bootstrap_servers=self.bootstrap_servers, engine=self._engine.name, **self._options
+        )
