@@ -31,6 +31,7 @@ import re
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -201,6 +202,9 @@ _SLICE = 0.05
 """Seconds of one ``consume`` call; a longer ``getmany`` takes several, so a new
 assignment (the client's reply topics) or a stop is seen within this."""
 
+_SERVE_AFTER = 0.2
+"""Seconds without a getmany after which the keeper polls for waiting commits."""
+
 _LIST_TIMEOUT = 10.0
 """Seconds a metadata, committed-offsets or watermark query may take."""
 
@@ -264,8 +268,7 @@ class Consumer:
         self._stash: list[Any] = []  # records a keeper's poll took, for the next getmany
         self._keeper: threading.Thread | None = None
         self._rebalancing = False
-        self._committed: BaseException | None = None  # an async commit's result
-        self._late = 0  # async commits given up on, whose results are still to come
+        self._commits: deque[asyncio.Future[None]] = deque()  # asynchronous, unanswered
 
     # -- the consumer's thread -------------------------------------------------------
 
@@ -326,20 +329,25 @@ class Consumer:
         self._keeper.start()
 
     def _keep(self) -> None:
-        """(Keeper thread.) Poll when getmany has not for a third of max_poll_interval."""
+        """(Keeper thread.) Poll when getmany has not for a third of max_poll_interval,
+        or for ``_SERVE_AFTER`` while commits wait for their answers (after ``stop``
+        began, or while a long batch runs)."""
         every = self._max_poll / 3
         while not self._stopped:
-            time.sleep(min(every / 2, 1.0))
-            if not self._stopped and time.monotonic() - self._polled > every:
+            time.sleep(_SLICE)
+            idle = time.monotonic() - self._polled
+            if idle > every or (self._commits and idle > _SERVE_AFTER):
+                self._polled = time.monotonic()
                 self._thread.submit(self._busy_run, self._keep_polling)
 
     def _keep_polling(self) -> None:
-        """(Consumer thread.) One poll that serves the group; a record it takes waits
-        for the next getmany."""
+        """(Consumer thread.) Poll with every partition paused, to serve the group and
+        the commits' answers without taking records (a record that was already here
+        waits for the next getmany, which resumes the partitions)."""
         consumer = self._consumer
-        if consumer is None or self._stopped or time.monotonic() - self._polled <= 0:
+        if consumer is None:
             return
-        self._polled = time.monotonic()
+        self._pause_others(frozenset())
         found = consumer.poll(0)
         if found is not None:
             self._stash.append(found)
@@ -355,6 +363,9 @@ class Consumer:
             except (KafkaException, RuntimeError) as exc:
                 logger.warning("Kafka consumer did not close cleanly: %s", exc)
             self._consumer = None
+        commits, self._commits = self._commits, deque()
+        for acked in commits:
+            _answer(acked, ConsumerStoppedError())
         self._thread.shutdown(wait=False)
 
     # -- subscription and assignment (subscribe, assign: before the next getmany) ----
@@ -571,6 +582,9 @@ class Consumer:
                 return stash + more
             left = deadline - time.monotonic()
             self._polled = time.monotonic()
+            found: list[Any] = consumer.consume(count, 0)  # what is here already
+            if found:
+                return found
             first = consumer.poll(max(min(left, _SLICE), 0))
             if first is not None:
                 rest: list[Any] = consumer.consume(count - 1, 0) if count > 1 else []
@@ -607,69 +621,76 @@ class Consumer:
         self._highwater = found
 
     def _batches(self, messages: list[Any]) -> dict[Any, list[Record]]:
+        """The records by partition (in offset order), without errors and without the
+        partitions seeked meanwhile."""
         out: dict[Any, list[Record]] = {}
         moved = self._moved
-        last: tuple[str, int] | None = None
+        last_topic: str | None = None
+        last_partition = -1
         records: list[Record] = []
+        append = records.append
         for m in messages:
-            err = m.error()
-            if err is not None:
-                if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
-                    logger.warning("Kafka fetch error: %s", err)
+            if m.error() is not None:
+                self._fetch_error(m.error())
                 continue
             topic, partition = m.topic(), m.partition()
-            if (topic, partition) != last:
-                last = (topic, partition)
+            if partition != last_partition or topic != last_topic:
+                last_topic, last_partition = topic, partition
                 tp = self._tp(topic, partition)
                 records = [] if tp in moved else out.setdefault(tp, [])
-            records.append(
+                append = records.append
+            append(
                 Record(
                     topic, partition, m.offset(), m.timestamp()[1], m.key(), m.value(), m.headers()
                 )
             )
         return out
 
+    def _fetch_error(self, err: Any) -> None:
+        if err.code() != confluent_kafka.KafkaError._PARTITION_EOF:
+            logger.warning("Kafka fetch error: %s", err)
+
     # -- commits ---------------------------------------------------------------------
 
     async def commit(self, offsets: Mapping[Any, int]) -> None:
+        """Commit ``offsets`` and wait for the broker's answer."""
         parts = [RdPartition(tp.topic, tp.partition, o) for tp, o in offsets.items()]
-        await self._call(self._commit, parts)
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._call(self._commit, parts, acked)
+        await acked
 
-    def _commit(self, parts: list[Any]) -> None:
-        """(Consumer thread.) Commit and wait for the broker. In a rebalance callback
-        synchronously (librdkafka serves nothing else there); otherwise asynchronously,
-        polling meanwhile, so the group and the statistics (a lost broker) are served
-        however long the commit takes."""
+    def _commit(self, parts: list[Any], acked: asyncio.Future[None]) -> None:
+        """(Consumer thread.) In a rebalance callback a synchronous commit (librdkafka
+        serves nothing else there); otherwise an asynchronous one, answered in
+        ``_on_commit`` by the next poll, so a commit never holds this thread (the
+        group and the statistics, which tell a lost broker, keep being served)."""
         consumer = self._consumer
         if consumer is None:
             raise ConsumerStoppedError()
+        loop = self._loop
+        assert loop is not None
         if self._rebalancing:
             done = consumer.commit(offsets=parts, asynchronous=False)
-            for part in done or ():
-                if part.error is not None:
-                    raise _error(KafkaException(part.error))
+            failed = next((p.error for p in done or () if p.error is not None), None)
+            error = None if failed is None else _error(KafkaException(failed))
+            loop.call_soon_threadsafe(_answer, acked, error)
             return
-        self._committed = None
-        consumer.commit(offsets=parts, asynchronous=True)
-        deadline = time.monotonic() + self._timeout
-        while self._committed is None:
-            if time.monotonic() > deadline or self._stopped:
-                self._late += 1  # its result, when it comes, is nobody's
-                raise KafkaError("the commit got no answer in time")
-            self._polled = time.monotonic()
-            found = consumer.poll(_SLICE)
-            if found is not None:
-                self._stash.append(found)
-        if self._committed is not _OK:
-            raise self._committed
+        self._commits.append(acked)
+        try:
+            consumer.commit(offsets=parts, asynchronous=True)
+        except BaseException:
+            self._commits.pop()
+            raise
 
     def _on_commit(self, err: Any, partitions: list[Any]) -> None:
-        """(Consumer thread, in a poll.) The result of an asynchronous commit."""
-        if self._late:
-            self._late -= 1
+        """(Consumer thread, in a poll.) The answer to the oldest asynchronous commit."""
+        if not self._commits or self._loop is None:
             return
+        acked = self._commits.popleft()
         failed = err or next((p.error for p in partitions or () if p.error is not None), None)
-        self._committed = _OK if failed is None else _error(KafkaException(failed))
+        error = None if failed is None else _error(KafkaException(failed))
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            self._loop.call_soon_threadsafe(_answer, acked, error)
 
     # -- librdkafka callbacks (consumer thread) --------------------------------------
 
@@ -687,10 +708,6 @@ class Consumer:
         self._coordinator = stats.get("cgrp", {}).get("state") == "up" and any(
             b.get("state") == "UP" for b in brokers
         )
-
-
-_OK = KafkaError("committed")
-"""The result of a commit that succeeded."""
 
 
 def _nothing() -> None:
@@ -809,6 +826,15 @@ def _create(cls: Callable[[dict[str, Any]], Any], settings: dict[str, Any]) -> A
         return cls(settings)
     except KafkaException as exc:
         raise ConfigurationError(f"librdkafka refused the Kafka settings: {exc}") from None
+
+
+def _answer(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return  # given up on (the commit timeout)
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:
