@@ -268,7 +268,8 @@ class Consumer:
         self._stash: list[Any] = []  # records a keeper's poll took, for the next getmany
         self._keeper: threading.Thread | None = None
         self._rebalancing = False
-        self._commits: deque[asyncio.Future[None]] = deque()  # asynchronous, unanswered
+        # Asynchronous commits not answered yet: (their offsets, their future).
+        self._commits: deque[tuple[frozenset[tuple[str, int, int]], asyncio.Future[None]]] = deque()
 
     # -- the consumer's thread -------------------------------------------------------
 
@@ -364,7 +365,7 @@ class Consumer:
                 logger.warning("Kafka consumer did not close cleanly: %s", exc)
             self._consumer = None
         commits, self._commits = self._commits, deque()
-        for acked in commits:
+        for _, acked in commits:
             _answer(acked, ConsumerStoppedError())
         self._thread.shutdown(wait=False)
 
@@ -467,6 +468,7 @@ class Consumer:
             return
         jobs = self._jobs
         self._rebalancing = True
+        self._give_up_commits()
         try:
             told = asyncio.run_coroutine_threadsafe(getattr(listener, name)(partitions), loop)
             told.add_done_callback(lambda _: jobs.put(_nothing))
@@ -675,22 +677,42 @@ class Consumer:
             error = None if failed is None else _error(KafkaException(failed))
             loop.call_soon_threadsafe(_answer, acked, error)
             return
-        self._commits.append(acked)
+        entry = (_signature(parts), acked)
+        self._commits.append(entry)
         try:
             consumer.commit(offsets=parts, asynchronous=True)
         except BaseException:
-            self._commits.pop()
+            self._commits.remove(entry)
             raise
 
     def _on_commit(self, err: Any, partitions: list[Any]) -> None:
-        """(Consumer thread, in a poll.) The answer to the oldest asynchronous commit."""
+        """(Consumer thread, in a poll.) The answer to an asynchronous commit: the
+        oldest one of these offsets (one given up on is no longer listed)."""
         if not self._commits or self._loop is None:
             return
-        acked = self._commits.popleft()
+        signature = _signature(partitions) if partitions else None
+        entry = next((e for e in self._commits if signature is None or e[0] == signature), None)
+        if entry is None:
+            return
+        self._commits.remove(entry)
         failed = err or next((p.error for p in partitions or () if p.error is not None), None)
         error = None if failed is None else _error(KafkaException(failed))
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            self._loop.call_soon_threadsafe(_answer, acked, error)
+            self._loop.call_soon_threadsafe(_answer, entry[1], error)
+
+    def _give_up_commits(self) -> None:
+        """(Consumer thread, entering a rebalance callback.) Commits still unanswered
+        cannot be answered before the callback ends (no poll there), and the listener
+        may wait for them (the lanes' commit lock): fail them as retriable, so their
+        offsets go back to the tracker and the listener's commit takes them."""
+        commits, self._commits = self._commits, deque()
+        loop = self._loop
+        for _, acked in commits:
+            error = KafkaError("a rebalance began before the commit was answered")
+            error.retriable = True
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_answer, acked, error)
 
     # -- librdkafka callbacks (consumer thread) --------------------------------------
 
@@ -826,6 +848,10 @@ def _create(cls: Callable[[dict[str, Any]], Any], settings: dict[str, Any]) -> A
         return cls(settings)
     except KafkaException as exc:
         raise ConfigurationError(f"librdkafka refused the Kafka settings: {exc}") from None
+
+
+def _signature(parts: list[Any]) -> frozenset[tuple[str, int, int]]:
+    return frozenset((p.topic, p.partition, p.offset) for p in parts)
 
 
 def _answer(future: asyncio.Future[None], error: BaseException | None) -> None:
