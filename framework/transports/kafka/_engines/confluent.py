@@ -444,6 +444,9 @@ class Consumer:
                     offset = part.offset
             starts.append(RdPartition(part.topic, part.partition, offset))
         consumer.assign(starts)
+        # librdkafka keeps a partition's pause across a rebalance: one paused before
+        # (by the keeper, or a full lane) would never be fetched from again.
+        consumer.resume(starts)
         self._starts = {self._tp(p.topic, p.partition): p.offset for p in starts if p.offset >= 0}
         self._assignment = frozenset(self._tp(p.topic, p.partition) for p in starts)
         self._paused.clear()
@@ -453,6 +456,8 @@ class Consumer:
         """(Consumer thread.) Let the listener stop and commit, then give them up."""
         revoked = {self._tp(p.topic, p.partition) for p in partitions}
         self._tell("on_partitions_revoked", revoked)
+        # Records polled before the revocation are the next owner's to fetch again.
+        self._stash = [m for m in self._stash if self._tp(m.topic(), m.partition()) not in revoked]
         self._assignment = frozenset(self._assignment - revoked)
         self._paused -= revoked
         try:
