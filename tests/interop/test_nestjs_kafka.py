@@ -218,6 +218,21 @@ async def test_python_client_gets_nestjs_reply(nest_client: KafkaClient) -> None
     assert await nest_client.send("nest.sum", list(range(100))) == 4950
 
 
+async def test_python_client_on_the_confluent_engine_gets_nestjs_replies(
+    nest_server: NestServer, kafka_bootstrap_servers: str
+) -> None:
+    client = KafkaClient(
+        bootstrap_servers=kafka_bootstrap_servers,
+        default_timeout=CALL_TIMEOUT,
+        create_topics=False,
+        engine="confluent",
+    )
+    async with client:
+        assert await client.send("nest.sum", [1, 2, 3]) == 6
+        with pytest.raises(RemoteError):
+            await client.send("nest.fail", {})
+
+
 async def test_python_client_gets_nestjs_rpc_exception(nest_client: KafkaClient) -> None:
     with pytest.raises(RemoteError) as info:
         await nest_client.send("nest.fail", {})
@@ -368,11 +383,15 @@ async def _run_client(node: str, bootstrap: str, scenario: str, event_id: str) -
     return [line for line in lines if "scenario" in line]
 
 
-async def test_nestjs_client_calls_python_service(node: str, kafka_bootstrap_servers: str) -> None:
+@pytest.mark.parametrize("engine", ["aiokafka", "confluent"])
+async def test_nestjs_client_calls_python_service(
+    node: str, kafka_bootstrap_servers: str, engine: Any
+) -> None:
     bootstrap = kafka_bootstrap_servers
     await _create_topics(bootstrap, _topics(PY_REQUESTS, ["py.event"]))
     transport = KafkaTransport(
         bootstrap_servers=bootstrap,
+        engine=engine,
         group_id=f"interop-py-{_run_id()}",
         topic_partitions=PARTITIONS,
         start_timeout=START_TIMEOUT,

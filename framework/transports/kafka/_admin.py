@@ -33,7 +33,10 @@ ADMIN_OPTIONS = _parameters(AIOKafkaAdminClient)
 
 
 def split_options(
-    options: Mapping[str, Any], owner: str, security: KafkaSecurity | None = None
+    options: Mapping[str, Any],
+    owner: str,
+    security: KafkaSecurity | None = None,
+    engine: str = "aiokafka",
 ) -> tuple[dict[str, Any], ...]:
     """Route aiokafka keyword options to the classes that accept them: the one place
     where the options of every consumer, producer and admin client are collected.
@@ -42,6 +45,9 @@ def split_options(
         options: the owner's ``**options``.
         owner: ``"KafkaTransport"``...: names the owner in errors.
         security: connection security, added to all three (``None``: PLAINTEXT).
+        engine: the consumer's and producer's engine: with ``"confluent"`` they get
+            the security settings by librdkafka's names (the admin client is
+            aiokafka's on both engines).
 
     Returns:
         ``(consumer, producer, admin)`` option dicts; an option shared by several
@@ -52,8 +58,11 @@ def split_options(
             owns, or a security setting given outside ``security=``.
     """
     shared = security.aiokafka_options() if security is not None else {}
-    consumer: dict[str, Any] = dict(shared)
-    producer: dict[str, Any] = dict(shared)
+    clients = shared
+    if security is not None and engine == "confluent":
+        clients = security.librdkafka_config()
+    consumer: dict[str, Any] = dict(clients)
+    producer: dict[str, Any] = dict(clients)
     admin: dict[str, Any] = dict(shared)
     for name, value in options.items():
         if name in _RESERVED:

@@ -11,7 +11,8 @@ on a failure, readiness turns false at once and then, as ``on_failure`` says:
   status 1 and the orchestrator restarts the process.
 
 "Connected" means the consumer knows its group coordinator: aiokafka forgets it when
-the broker connection is lost, and finds it again once the broker is back.
+the broker connection is lost, and finds it again once the broker is back (librdkafka's
+group state, for the confluent engine, leaves "up" likewise).
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ OnFailure = Literal["restart", "exit"]
 
 
 def coordinator_known(consumer: Any) -> bool:
-    """Whether an aiokafka consumer knows its group coordinator (``True`` when the
-    consumer does not say: it is then never reported disconnected)."""
+    """Whether a consumer knows its group coordinator (``True`` when the consumer does
+    not say: it is then never reported disconnected). The confluent engine's consumer
+    says so itself (``coordinator_known()``); aiokafka's has it in its coordinator."""
+    known = getattr(consumer, "coordinator_known", None)
+    if known is not None:
+        return bool(known())
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is None:
         return True

@@ -23,11 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
-from aiokafka import (  # type: ignore[import-untyped]
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    TopicPartition,
-)
+from aiokafka import TopicPartition  # type: ignore[import-untyped]
 from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
 
 from framework.backoff import Backoff
@@ -45,6 +41,8 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
+from framework.transports.kafka._engines import EngineName
+from framework.transports.kafka._engines import engine as engine_named
 from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 from framework.transports.kafka.wire import (
     CORRELATION_ID,
@@ -139,8 +137,12 @@ class KafkaClient(ClientProxy):
             reader and the admin client; ``None``: PLAINTEXT. A failed login, an
             untrusted certificate or a protocol that does not match the listener fails
             ``connect`` with a ``TransportError`` naming it.
-        consumer_options: extra options for the reply reader (``AIOKafkaConsumer``).
-        producer_options: extra ``AIOKafkaProducer`` options.
+        engine: the Kafka client library, ``"aiokafka"`` (default) or ``"confluent"``
+            (the ``framework[confluent]`` extra); see ``KafkaTransport``.
+        consumer_options: extra options for the reply reader (``AIOKafkaConsumer``;
+            librdkafka settings with ``engine="confluent"``).
+        producer_options: extra ``AIOKafkaProducer`` options (librdkafka settings with
+            ``engine="confluent"``).
         **options: aiokafka options routed by name to the producer, the reply reader and
             the admin client. Producer defaults: ``acks="all"``,
             ``enable_idempotence=True``, ``linger_ms=1``.
@@ -163,6 +165,7 @@ class KafkaClient(ClientProxy):
         replication_factor: int | None = None,
         topic_timeout: float = 30.0,
         security: KafkaSecurity | None = None,
+        engine: EngineName = "aiokafka",
         consumer_options: dict[str, Any] | None = None,
         producer_options: dict[str, Any] | None = None,
         **options: Any,
@@ -172,6 +175,7 @@ class KafkaClient(ClientProxy):
                 f"KafkaClient max_pending and stream_buffer must be at least 1, not "
                 f"{max_pending} and {stream_buffer}"
             )
+        self._engine = _engine = engine_named(engine, "KafkaClient")
         self.bootstrap_servers = bootstrap_servers
         self.default_timeout = default_timeout
         self.reply_patterns = list(reply_patterns)
@@ -182,7 +186,9 @@ class KafkaClient(ClientProxy):
         self.replication_factor = replication_factor
         self.topic_timeout = topic_timeout
         self.security = security
-        consumer, producer, admin = split_options(options, "KafkaClient", security)
+        consumer, producer, admin = split_options(
+            options, "KafkaClient", security, self._engine.name
+        )
         # The reply reader: no group, no commits, a short long-poll so a newly added
         # reply topic is fetched quickly.
         self._consumer_options = {
@@ -197,6 +203,8 @@ class KafkaClient(ClientProxy):
             **producer,
             **(producer_options or {}),
         }
+        _engine.check(self._consumer_options, "KafkaClient")
+        _engine.check(self._producer_options, "KafkaClient")
         self._admin_options = admin
         self._producer: Any = None
         self._consumer: Any = None
@@ -219,7 +227,7 @@ class KafkaClient(ClientProxy):
             if self._connected:
                 return
             try:
-                self._producer = AIOKafkaProducer(
+                self._producer = self._engine.producer(
                     bootstrap_servers=self.bootstrap_servers, **self._producer_options
                 )
                 await start_within(
@@ -229,7 +237,7 @@ class KafkaClient(ClientProxy):
                     self.bootstrap_servers,
                     self.security,
                 )
-                self._consumer = AIOKafkaConsumer(
+                self._consumer = self._engine.consumer(
                     bootstrap_servers=self.bootstrap_servers,
                     group_id=None,
                     enable_auto_commit=False,

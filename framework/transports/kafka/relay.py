@@ -7,11 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from aiokafka import (  # type: ignore[import-untyped]
-    AIOKafkaConsumer,
-    AIOKafkaProducer,
-    ConsumerRebalanceListener,
-)
+from aiokafka import ConsumerRebalanceListener  # type: ignore[import-untyped]
 from aiokafka.errors import ConsumerStoppedError, KafkaError  # type: ignore[import-untyped]
 
 from framework.backoff import Backoff
@@ -23,6 +19,8 @@ from framework.transports.kafka._admin import (
     split_options,
     stop_quietly,
 )
+from framework.transports.kafka._engines import EngineName
+from framework.transports.kafka._engines import engine as engine_named
 from framework.transports.kafka.security import KafkaSecurity, connect_error, start_within
 from framework.transports.kafka.wire import header
 
@@ -62,6 +60,8 @@ class KafkaRelay(PublishRelay):
             and admin client; ``None``: PLAINTEXT. A failed login, an untrusted
             certificate or a mismatched protocol fails ``start`` with a
             ``TransportError`` naming it.
+        engine: the Kafka client library, ``"aiokafka"`` (default) or ``"confluent"``
+            (the ``framework[confluent]`` extra); see ``KafkaTransport``.
         **options: aiokafka options routed by name (client id...).
     """
 
@@ -73,16 +73,22 @@ class KafkaRelay(PublishRelay):
         group_prefix: str = "framework-relay",
         start_timeout: float = 30.0,
         security: KafkaSecurity | None = None,
+        engine: EngineName = "aiokafka",
         **options: Any,
     ) -> None:
+        self._engine = engine_named(engine, "KafkaRelay")
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.group_id = f"{group_prefix}-{uuid.uuid4().hex[:12]}"
         self.start_timeout = start_timeout
         self.security = security
-        consumer, producer, admin = split_options(options, "KafkaRelay", security)
+        consumer, producer, admin = split_options(
+            options, "KafkaRelay", security, self._engine.name
+        )
         self._consumer_options = consumer
         self._producer_options = {"acks": "all", "enable_idempotence": True, **producer}
+        self._engine.check(self._consumer_options, "KafkaRelay")
+        self._engine.check(self._producer_options, "KafkaRelay")
         self._admin_options = admin
         self._producer: Any = None
         self._consumer: Any = None
@@ -100,7 +106,7 @@ class KafkaRelay(PublishRelay):
         try:
             # The producer first: a login or TLS failure then surfaces as a connection
             # error (explained below), not as a failed topic creation.
-            self._producer = AIOKafkaProducer(
+            self._producer = self._engine.producer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
             await start_within(
@@ -111,7 +117,7 @@ class KafkaRelay(PublishRelay):
                 self.security,
             )
             await topics.ensure([self.topic])
-            self._consumer = AIOKafkaConsumer(
+            self._consumer = self._engine.consumer(
                 bootstrap_servers=self.bootstrap_servers,
                 group_id=self.group_id,
                 enable_auto_commit=False,

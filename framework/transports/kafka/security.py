@@ -139,6 +139,31 @@ class KafkaSecurity:
             options["sasl_plain_password"] = self.password
         return options
 
+    def librdkafka_config(self) -> dict[str, Any]:
+        """The same settings by librdkafka's names, for ``engine="confluent"``.
+
+        Raises:
+            ConfigurationError: an *ssl_context*, which librdkafka cannot take (pass
+                *ca_file*, or librdkafka's ``ssl.*`` settings in ``consumer_options``
+                and ``producer_options``).
+        """
+        if self.ssl_context is not None:
+            raise ConfigurationError(
+                'KafkaSecurity ssl_context has no librdkafka form (engine="confluent"): '
+                "pass ca_file=, or librdkafka's ssl.* settings in consumer_options and "
+                "producer_options"
+            )
+        config: dict[str, Any] = {"security.protocol": self.protocol}
+        if self.ca_file is not None:
+            config["ssl.ca.location"] = os.fspath(self.ca_file)
+        if self.mechanism is not None:
+            config["sasl.mechanisms"] = self.mechanism
+        if self.username is not None:
+            config["sasl.username"] = self.username
+        if self.password is not None:
+            config["sasl.password"] = self.password
+        return config
+
     def describe(self) -> str:
         """``"SASL_SSL, SCRAM-SHA-256 as 'alice'"``: for messages (never the password)."""
         if self.mechanism is None:

@@ -37,7 +37,6 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 
 from framework.exceptions import ConfigurationError, TransportError
@@ -52,6 +51,7 @@ from framework.transports.kafka._admin import (
     stop_quietly,
 )
 from framework.transports.kafka._consume import NAME, Records, fetch
+from framework.transports.kafka._engines import Engine, EngineName, engine
 from framework.transports.kafka._lanes import Lanes
 from framework.transports.kafka._produce import Outputs, Producing, takes_kafka_context
 from framework.transports.kafka._recovery import Recovery
@@ -129,6 +129,18 @@ Caught-up partitions then poll 10 times a second instead of twice; a new record 
 comes back at once."""
 
 
+def _engine(name: str, *, exactly_once: bool, tables: bool) -> Engine:
+    """The transport's engine; the confluent one has no transactions or state stores."""
+    found = engine(name, "KafkaTransport")
+    if found.name != "aiokafka" and (exactly_once or tables):
+        what = "exactly_once=True" if exactly_once else "tables="
+        raise ConfigurationError(
+            f'KafkaTransport(engine="{found.name}") does not support {what}; use the '
+            'default engine="aiokafka" for transactions and tables'
+        )
+    return found
+
+
 class KafkaTransport(Transport):
     """Serve message and event handlers from Kafka, NestJS-compatible on the wire.
 
@@ -203,15 +215,24 @@ class KafkaTransport(Transport):
             creates topics, the changelog readers, and ``create_client()``. ``None``:
             PLAINTEXT. A failed login, an untrusted certificate or a protocol that does
             not match the listener fails ``start`` with a ``TransportError`` naming it.
-        consumer_options: extra ``AIOKafkaConsumer`` options.
-        producer_options: extra ``AIOKafkaProducer`` options (replies, dead letters).
+        engine: the Kafka client library: ``"aiokafka"`` (default) or ``"confluent"``
+            (confluent-kafka on librdkafka, the ``framework[confluent]`` extra; see
+            "Engines" in docs/transports/kafka.md). Both run the same lanes,
+            commits, retries and replies. ``"confluent"`` does not take
+            ``exactly_once``, ``tables`` or window handlers.
+        consumer_options: extra ``AIOKafkaConsumer`` options (with
+            ``engine="confluent"``: librdkafka settings by their own dotted names).
+        producer_options: extra ``AIOKafkaProducer`` options (replies, dead letters;
+            with ``engine="confluent"``: librdkafka settings).
         **options: aiokafka options, routed to the consumer, the producer and the admin
-            client by name (``auto_offset_reset="earliest"``, ``client_id``...).
+            client by name (``auto_offset_reset="earliest"``, ``client_id``...); the
+            confluent engine translates them to librdkafka's names.
 
     Raises:
         ConfigurationError: a limit below 1, a non-positive ``commit_interval``, a bad
-            retry option, or an aiokafka option that does not exist, that the
-            framework sets itself, or that belongs in ``security``.
+            retry option, an aiokafka option that does not exist, that the
+            framework sets itself or that belongs in ``security``, or an engine that is
+            unknown, not installed, or asked for what it does not do.
     """
 
     name = NAME
@@ -250,10 +271,12 @@ class KafkaTransport(Transport):
         on_failure: OnFailure = "restart",
         disconnected_timeout: float | None = 60.0,
         security: KafkaSecurity | None = None,
+        engine: EngineName = "aiokafka",
         consumer_options: dict[str, Any] | None = None,
         producer_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        self._engine = _engine(engine, exactly_once=exactly_once, tables=bool(tables))
         if on_failure not in ("restart", "exit"):
             raise ConfigurationError(
                 f'KafkaTransport on_failure is "restart" or "exit", not {on_failure!r}'
@@ -313,7 +336,9 @@ class KafkaTransport(Transport):
         self.topic_partitions = topic_partitions
         self.replication_factor = replication_factor
         self.security = security
-        consumer, producer, admin = split_options(options, "KafkaTransport", security)
+        consumer, producer, admin = split_options(
+            options, "KafkaTransport", security, self._engine.name
+        )
         self._consumer_options = {
             "auto_offset_reset": "latest",
             "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
@@ -329,6 +354,8 @@ class KafkaTransport(Transport):
             **producer,
             **(producer_options or {}),
         }
+        self._engine.check(self._consumer_options, "KafkaTransport")
+        self._engine.check(self._producer_options, "KafkaTransport")
         self._admin_options = admin
         self._options = options
         self._consumer: Any = None
@@ -375,6 +402,12 @@ class KafkaTransport(Transport):
                 "(at least once), not in per-batch transactions; serve them from a "
                 "KafkaTransport without exactly_once"
             )
+        if windows and self._engine.name != "aiokafka":
+            raise ConfigurationError(
+                f'KafkaTransport(engine="{self._engine.name}") does not serve window '
+                f"handlers ({', '.join(sorted(h.name for h in windows))}); use the "
+                'default engine="aiokafka"'
+            )
         dispatcher = Dispatcher(router, NAME, context=_context)
         self._topics = TopicCreator(
             self.bootstrap_servers,
@@ -384,7 +417,7 @@ class KafkaTransport(Transport):
             options=self._admin_options,
         )
         try:
-            self._producer = AIOKafkaProducer(
+            self._producer = self._engine.producer(
                 bootstrap_servers=self.bootstrap_servers, **self._producer_options
             )
             await start_within(
@@ -441,7 +474,7 @@ class KafkaTransport(Transport):
             # New topics matching a wildcard are found by metadata refreshes: look every
             # 30 s rather than aiokafka's 5 minutes.
             options.setdefault("metadata_max_age_ms", 30_000)
-        return AIOKafkaConsumer(
+        return self._engine.consumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -666,5 +699,8 @@ class KafkaTransport(Transport):
         from framework.transports.kafka.client import KafkaClient
 
         return KafkaClient(
-            bootstrap_servers=self.bootstrap_servers, security=self.security, **self._options
+            bootstrap_servers=self.bootstrap_servers,
+            security=self.security,
+            engine=self._engine.name,
+            **self._options,
         )

@@ -46,8 +46,11 @@ async def serve(root_module: Any, **transport_options: Any) -> AsyncIterator[Ser
         "start_timeout": 30 * TIME_FACTOR,
     }
     options.update(transport_options)
+    engine = options.get("engine", "aiokafka")
     transport = KafkaTransport(bootstrap_servers=bootstrap, **options)
     async with create_app(root_module, transports=[transport]) as app:
-        client = KafkaClient(bootstrap_servers=bootstrap, default_timeout=15 * TIME_FACTOR)
+        client = KafkaClient(
+            bootstrap_servers=bootstrap, default_timeout=15 * TIME_FACTOR, engine=engine
+        )
         async with client:
             yield Served(app, client, NAME)

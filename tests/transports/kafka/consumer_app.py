@@ -1,6 +1,6 @@
 """A Kafka consumer app for the reliability tests, run as a separate process.
 
-``python -m tests.transports.kafka.consumer_app BOOTSTRAP TOPIC GROUP OUT [DELAY]``
+``python -m tests.transports.kafka.consumer_app BOOTSTRAP TOPIC GROUP OUT [DELAY [ENGINE]]``
 
 Each handled record's id is appended to OUT (one line per call, flushed before the
 handler returns, so it survives SIGKILL); DELAY seconds of work per record. Prints
@@ -26,6 +26,7 @@ MAX_PENDING = 2
 def main() -> None:
     bootstrap, topic, group, out = sys.argv[1:5]
     delay = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+    engine: Any = sys.argv[6] if len(sys.argv) > 6 else "aiokafka"
     sink = open(out, "a", buffering=1)  # noqa: SIM115 - kept open for the process's life
 
     @injectable()
@@ -51,6 +52,7 @@ def main() -> None:
 
     transport = KafkaTransport(
         bootstrap_servers=bootstrap,
+        engine=engine,
         group_id=group,
         auto_offset_reset="earliest",
         commit_every=COMMIT_EVERY,

@@ -103,6 +103,7 @@ class Calls:
 
 
 async def test_failing_and_poison_records_end_in_the_dead_letter_topic(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     bootstrap = kafka_bootstrap_servers
@@ -124,7 +125,7 @@ async def test_failing_and_poison_records_end_in_the_dead_letter_topic(
         pass
 
     group = name("g")
-    async with create_app(App, transports=[transport(bootstrap, group_id=group)]):
+    async with create_app(App, transports=[transport(bootstrap, engine=engine, group_id=group)]):
         await produce(
             bootstrap,
             topic,
@@ -158,6 +159,7 @@ async def test_failing_and_poison_records_end_in_the_dead_letter_topic(
 
 
 async def test_a_retry_that_succeeds_sends_nothing_to_the_dead_letter_topic(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     topic = name("flaky")
@@ -176,15 +178,17 @@ async def test_a_retry_that_succeeds_sends_nothing_to_the_dead_letter_topic(
         pass
 
     async with (
-        create_app(App, transports=[transport(kafka_bootstrap_servers)]),
-        KafkaClient(bootstrap_servers=kafka_bootstrap_servers) as client,
+        create_app(App, transports=[transport(kafka_bootstrap_servers, engine=engine)]),
+        KafkaClient(engine=engine, bootstrap_servers=kafka_bootstrap_servers) as client,
     ):
         await client.emit(topic, {"n": 7})
         await calls.wait()
     assert calls.items == [7, 7, 7]
 
 
-async def test_requests_and_replies_match_nestjs_on_the_wire(kafka_bootstrap_servers: str) -> None:
+async def test_requests_and_replies_match_nestjs_on_the_wire(
+    engine: str, kafka_bootstrap_servers: str
+) -> None:
     """A hand-made NestJS client request; the raw reply records are checked byte by byte."""
     bootstrap = kafka_bootstrap_servers
     topic = name("rpc")
@@ -215,7 +219,7 @@ async def test_requests_and_replies_match_nestjs_on_the_wire(kafka_bootstrap_ser
             ("kafka_replyPartition", b"1"),
         ]
 
-    async with create_app(App, transports=[transport(bootstrap)]):
+    async with create_app(App, transports=[transport(bootstrap, engine=engine)]):
         await produce(
             bootstrap,
             topic,
@@ -235,6 +239,7 @@ async def test_requests_and_replies_match_nestjs_on_the_wire(kafka_bootstrap_ser
 
 
 async def test_streams_mark_the_last_item_and_never_add_a_trailing_null(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     fast, slow = name("fast"), name("slow")
@@ -258,8 +263,8 @@ async def test_streams_mark_the_last_item_and_never_add_a_trailing_null(
 
     bootstrap = kafka_bootstrap_servers
     async with (
-        create_app(App, transports=[transport(bootstrap)]),
-        KafkaClient(bootstrap_servers=bootstrap, default_timeout=LIMIT) as client,
+        create_app(App, transports=[transport(bootstrap, engine=engine)]),
+        KafkaClient(engine=engine, bootstrap_servers=bootstrap, default_timeout=LIMIT) as client,
     ):
         assert [i async for i in client.stream(fast, 3)] == [0, 1, 2]
         assert [i async for i in client.stream(slow, 3)] == [0, 1, 2]
@@ -272,7 +277,9 @@ async def test_streams_mark_the_last_item_and_never_add_a_trailing_null(
     assert ["framework_no-value" in h for h in headers] == [False, False, False, True]
 
 
-async def test_clients_get_their_own_replies_and_timeouts(kafka_bootstrap_servers: str) -> None:
+async def test_clients_get_their_own_replies_and_timeouts(
+    engine: str, kafka_bootstrap_servers: str
+) -> None:
     topic = name("echo")
 
     @controller()
@@ -287,9 +294,9 @@ async def test_clients_get_their_own_replies_and_timeouts(kafka_bootstrap_server
 
     bootstrap = kafka_bootstrap_servers
     async with (
-        create_app(App, transports=[transport(bootstrap)]),
-        KafkaClient(bootstrap_servers=bootstrap, default_timeout=LIMIT) as one,
-        KafkaClient(bootstrap_servers=bootstrap, default_timeout=LIMIT) as two,
+        create_app(App, transports=[transport(bootstrap, engine=engine)]),
+        KafkaClient(engine=engine, bootstrap_servers=bootstrap, default_timeout=LIMIT) as one,
+        KafkaClient(engine=engine, bootstrap_servers=bootstrap, default_timeout=LIMIT) as two,
     ):
 
         async def ask(client: ClientProxy, who: int) -> list[dict[str, int]]:
@@ -304,7 +311,9 @@ async def test_clients_get_their_own_replies_and_timeouts(kafka_bootstrap_server
             await one.send(topic, "not a dict")
 
 
-async def test_handlers_see_the_record_in_a_kafka_context(kafka_bootstrap_servers: str) -> None:
+async def test_handlers_see_the_record_in_a_kafka_context(
+    engine: str, kafka_bootstrap_servers: str
+) -> None:
     topic = name("ctx")
     seen = Calls(expected=1)
 
@@ -320,8 +329,8 @@ async def test_handlers_see_the_record_in_a_kafka_context(kafka_bootstrap_server
 
     bootstrap = kafka_bootstrap_servers
     async with (
-        create_app(App, transports=[transport(bootstrap)]),
-        KafkaClient(bootstrap_servers=bootstrap) as client,
+        create_app(App, transports=[transport(bootstrap, engine=engine)]),
+        KafkaClient(engine=engine, bootstrap_servers=bootstrap) as client,
     ):
         await client.emit(topic, {"id": 1, "total": 2}, key="k-1", headers={"trace": "t"})
         await seen.wait()
@@ -332,6 +341,7 @@ async def test_handlers_see_the_record_in_a_kafka_context(kafka_bootstrap_server
 
 
 async def test_relay_delivers_each_event_to_every_instance_with_one_id(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     topic = name("broadcast")
@@ -346,8 +356,8 @@ async def test_relay_delivers_each_event_to_every_instance_with_one_id(
 
         return deliver
 
-    a = KafkaRelay(bootstrap_servers=kafka_bootstrap_servers, topic=topic)
-    b = KafkaRelay(bootstrap_servers=kafka_bootstrap_servers, topic=topic)
+    a = KafkaRelay(engine=engine, bootstrap_servers=kafka_bootstrap_servers, topic=topic)
+    b = KafkaRelay(engine=engine, bootstrap_servers=kafka_bootstrap_servers, topic=topic)
     assert a.group_id != b.group_id
     await a.start(deliver_to("a"))
     try:
@@ -364,6 +374,7 @@ async def test_relay_delivers_each_event_to_every_instance_with_one_id(
 
 
 async def test_stop_finishes_the_record_in_hand_and_commits_it(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     topic = name("slow")
@@ -384,8 +395,8 @@ async def test_stop_finishes_the_record_in_hand_and_commits_it(
 
     bootstrap = kafka_bootstrap_servers
     group = name("g")
-    app = create_app(App, transports=[transport(bootstrap, group_id=group)])
-    async with app, KafkaClient(bootstrap_servers=bootstrap) as client:
+    app = create_app(App, transports=[transport(bootstrap, engine=engine, group_id=group)])
+    async with app, KafkaClient(engine=engine, bootstrap_servers=bootstrap) as client:
         for n in range(5):
             await client.emit(topic, n)
         await started.wait()
@@ -395,7 +406,7 @@ async def test_stop_finishes_the_record_in_hand_and_commits_it(
     assert await committed(bootstrap, group, topic) == len(finished)
 
 
-async def test_unreachable_broker_fails_start_with_a_clear_error() -> None:
+async def test_unreachable_broker_fails_start_with_a_clear_error(engine: str) -> None:
     @controller()
     class Nothing:
         @event_pattern("never")
@@ -406,7 +417,7 @@ async def test_unreachable_broker_fails_start_with_a_clear_error() -> None:
     class App:
         pass
 
-    broken = KafkaTransport(bootstrap_servers="127.0.0.1:1", request_timeout_ms=1000)
+    broken = KafkaTransport(engine=engine, bootstrap_servers="127.0.0.1:1", request_timeout_ms=1000)
     with pytest.raises(Exception, match=r"127\.0\.0\.1:1"):
         async with asyncio.timeout(LIMIT):
             await create_app(App, transports=[broken]).start()
@@ -415,6 +426,7 @@ async def test_unreachable_broker_fails_start_with_a_clear_error() -> None:
 
 
 async def test_records_with_headers_reach_events_and_requests_alike(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     """A traced producer puts a ``traceparent`` on every record: events and requests on
@@ -439,8 +451,8 @@ async def test_records_with_headers_reach_events_and_requests_alike(
 
     bootstrap = kafka_bootstrap_servers
     async with (
-        create_app(App, transports=[transport(bootstrap)]),
-        KafkaClient(bootstrap_servers=bootstrap, default_timeout=LIMIT) as client,
+        create_app(App, transports=[transport(bootstrap, engine=engine)]),
+        KafkaClient(engine=engine, bootstrap_servers=bootstrap, default_timeout=LIMIT) as client,
     ):
         await client.emit(topic, {"id": 1, "total": 1}, headers=traceparent)
         assert await client.send(topic, {"id": 2, "total": 1}, headers=traceparent) == {"id": 2}

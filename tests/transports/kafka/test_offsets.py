@@ -3,14 +3,17 @@ broker."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from framework.exceptions import ConfigurationError
-from framework.transports.kafka import KafkaClient, KafkaTransport
+from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTable, KafkaTransport
 from framework.transports.kafka._admin import split_options
 from framework.transports.kafka._offsets import OffsetTracker
 from framework.transports.kafka._retry import RetryPolicy, is_poison
@@ -161,3 +164,44 @@ def test_bad_transport_limits_are_configuration_errors(options: dict[str, Any]) 
 def test_bad_client_limits_are_configuration_errors(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match=next(iter(options))):
         KafkaClient(**options)
+
+
+def test_the_confluent_engine_is_imported_only_when_asked_for() -> None:
+    """A fresh interpreter: the default engine never loads confluent_kafka."""
+    code = (
+        "import sys\n"
+        "from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTransport\n"
+        "KafkaTransport(); KafkaClient(); KafkaRelay()\n"
+        "assert 'confluent_kafka' not in sys.modules, 'loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_confluent_engine_without_its_package_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "confluent_kafka" else real(name, *a),
+    )
+    for make in (KafkaTransport, KafkaClient, KafkaRelay):
+        with pytest.raises(ConfigurationError, match=r"framework\[confluent\]"):
+            make(engine="confluent")
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"exactly_once": True}, "exactly_once"),
+        ({"tables": [KafkaTable("t")]}, "tables"),
+        ({"ssl_context": object()}, "ssl_context"),
+        ({"engine": "kafkajs"}, "kafkajs"),
+    ],
+)
+def test_what_the_confluent_engine_cannot_do_fails_at_construction(
+    options: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        KafkaTransport(**{"engine": "confluent", **options})

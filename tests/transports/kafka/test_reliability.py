@@ -77,11 +77,12 @@ class ConsumerProcess:
         group: str,
         out: Path,
         delay: float,
+        engine: str = "aiokafka",
         app: str = "tests.transports.kafka.consumer_app",
     ) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", app, bootstrap, topic, group, str(out), str(delay)],
+            [sys.executable, "-m", app, bootstrap, topic, group, str(out), str(delay), engine],
             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self.ready = threading.Event()
@@ -157,21 +158,21 @@ async def produce_ids(
 
 
 def test_a_killed_consumer_loses_nothing_and_replays_little(
-    kafka_bootstrap_servers: str, tmp_path: Path, processes: list[ConsumerProcess]
+    engine: str, kafka_bootstrap_servers: str, tmp_path: Path, processes: list[ConsumerProcess]
 ) -> None:
     bootstrap, topic, group = kafka_bootstrap_servers, name("crash"), name("g")
     out, n, partitions = tmp_path / "handled.txt", 1500, 2
     asyncio.run(create_topic(bootstrap, topic, partitions))
     asyncio.run(produce_ids(bootstrap, topic, range(n)))
 
-    first = ConsumerProcess(bootstrap, topic, group, out, delay=0.002)
+    first = ConsumerProcess(bootstrap, topic, group, out, delay=0.002, engine=engine)
     processes.append(first)
     wait_until(lambda: len(handled(out)) >= n // 3, "a third of the records")
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     before_restart = len(handled(out))
     assert before_restart < n, "the crash came too late to be mid-stream"
 
-    second = ConsumerProcess(bootstrap, topic, group, out, delay=0.0)
+    second = ConsumerProcess(bootstrap, topic, group, out, delay=0.0, engine=engine)
     processes.append(second)
     wait_until(lambda: set(handled(out)) >= set(range(n)), "every record")
     assert second.stop() == 0
@@ -282,14 +283,14 @@ def test_a_killed_stream_app_loses_no_record_of_its_open_windows(
 
 
 def test_a_member_leaving_mid_stream_hands_its_partitions_over(
-    kafka_bootstrap_servers: str, tmp_path: Path, processes: list[ConsumerProcess]
+    engine: str, kafka_bootstrap_servers: str, tmp_path: Path, processes: list[ConsumerProcess]
 ) -> None:
     bootstrap, topic, group = kafka_bootstrap_servers, name("rebalance"), name("g")
     out_a, out_b, n = tmp_path / "a.txt", tmp_path / "b.txt", 2000
     asyncio.run(create_topic(bootstrap, topic, 4))
-    a = ConsumerProcess(bootstrap, topic, group, out_a, delay=0.004)
+    a = ConsumerProcess(bootstrap, topic, group, out_a, delay=0.004, engine=engine)
     processes.append(a)
-    b = ConsumerProcess(bootstrap, topic, group, out_b, delay=0.004)
+    b = ConsumerProcess(bootstrap, topic, group, out_b, delay=0.004, engine=engine)
     processes.append(b)
     asyncio.run(produce_ids(bootstrap, topic, range(n)))
 
@@ -330,7 +331,7 @@ class Seen:
 
 @pytest.mark.parametrize("down_for", [0.0, 8.0], ids=["restart", "down-past-session-timeout"])
 async def test_the_app_rides_out_a_broker_restart(
-    local_kafka_broker: LocalKafkaBroker, down_for: float
+    engine: str, local_kafka_broker: LocalKafkaBroker, down_for: float
 ) -> None:
     """The broker killed and restarted at once, or kept down longer than the 6 s
     session timeout (the group's session expires): consumption resumes by itself and
@@ -352,6 +353,7 @@ async def test_the_app_rides_out_a_broker_restart(
 
     transport = KafkaTransport(
         bootstrap_servers=bootstrap,
+        engine=engine,
         group_id=name("g"),
         auto_offset_reset="earliest",
         commit_every=50,
@@ -374,6 +376,7 @@ async def test_the_app_rides_out_a_broker_restart(
 
 
 async def test_request_reply_while_a_second_instance_comes_and_goes(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     """Chaos: two server instances in one group on a two-partition topic; one is stopped
@@ -397,6 +400,7 @@ async def test_request_reply_while_a_second_instance_comes_and_goes(
 
         transport = KafkaTransport(
             bootstrap_servers=bootstrap,
+            engine=engine,
             group_id=group,
             topic_partitions=2,
             commit_interval=0.1,
@@ -410,7 +414,7 @@ async def test_request_reply_while_a_second_instance_comes_and_goes(
     results: dict[int, Any] = {}
     async with (
         instance("a"),
-        KafkaClient(bootstrap_servers=bootstrap, default_timeout=15) as client,
+        KafkaClient(bootstrap_servers=bootstrap, default_timeout=15, engine=engine) as client,
     ):
 
         async def call(n: int) -> None:
@@ -442,19 +446,23 @@ async def test_request_reply_while_a_second_instance_comes_and_goes(
 
 
 async def test_a_handler_slower_than_max_poll_interval_causes_no_rebalance_loop(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
-    """Handlers taking 2.5 s with ``max_poll_interval_ms=2000`` on a one-partition
-    topic, the lane full behind them: every record is handled exactly once."""
+    """Handlers taking 0.5 s longer than ``max_poll_interval_ms`` on a one-partition
+    topic, the lane full behind them: every record is handled exactly once. (librdkafka
+    wants the poll interval at least the 6 s session timeout, so that engine's run
+    takes longer.)"""
     bootstrap, topic = kafka_bootstrap_servers, name("slow")
     seen = Seen()
+    max_poll_ms = 2000 if engine == "aiokafka" else 6000
 
     @controller()
     class Slow:
         @event_pattern(topic)
         async def on_record(self, record: dict[str, Any]) -> None:
             if record["id"] < 3:
-                await asyncio.sleep(2.5)
+                await asyncio.sleep(max_poll_ms / 1000 + 0.5)
             seen.add(record["id"])
 
     @module(controllers=[Slow])
@@ -463,13 +471,14 @@ async def test_a_handler_slower_than_max_poll_interval_causes_no_rebalance_loop(
 
     transport = KafkaTransport(
         bootstrap_servers=bootstrap,
+        engine=engine,
         group_id=name("g"),
         auto_offset_reset="earliest",
         topic_partitions=1,
         max_batch_size=1,
         max_pending_batches=1,
         commit_interval=0.1,
-        max_poll_interval_ms=2000,
+        max_poll_interval_ms=max_poll_ms,
         session_timeout_ms=6000,
         heartbeat_interval_ms=500,
         start_timeout=LIMIT,

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.kafka
 LIMIT = 60 * TIME_FACTOR
 
 
-def _app(bootstrap: str, topic: str, seen: Seen, **options: Any) -> Application:
+def _app(bootstrap: str, topic: str, seen: Seen, engine: str, **options: Any) -> Application:
     @controller()
     class Records:
         @event_pattern(topic)
@@ -41,6 +41,7 @@ def _app(bootstrap: str, topic: str, seen: Seen, **options: Any) -> Application:
 
     transport = KafkaTransport(
         bootstrap_servers=bootstrap,
+        engine=engine,
         group_id=name("g"),
         auto_offset_reset="earliest",
         commit_interval=0.2,
@@ -63,10 +64,11 @@ async def _ready_becomes(http: httpx.AsyncClient, status: int) -> None:
 
 
 async def test_a_dead_consumer_loop_turns_unready_and_is_restarted(
+    engine: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     bootstrap, topic, seen = kafka_bootstrap_servers, name("sup"), Seen()
-    app = _app(bootstrap, topic, seen)
+    app = _app(bootstrap, topic, seen, engine)
     async with (
         uvicorn_running(app) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
@@ -86,9 +88,9 @@ async def test_a_dead_consumer_loop_turns_unready_and_is_restarted(
         await seen.until(lambda: seen.ids >= set(range(20)))  # consuming again
 
 
-async def test_on_failure_exit_stops_the_server(kafka_bootstrap_servers: str) -> None:
+async def test_on_failure_exit_stops_the_server(engine: str, kafka_bootstrap_servers: str) -> None:
     bootstrap, topic, seen = kafka_bootstrap_servers, name("sup"), Seen()
-    app = _app(bootstrap, topic, seen, on_failure="exit")
+    app = _app(bootstrap, topic, seen, engine, on_failure="exit")
     await app.start()
     try:
         server = app.server("127.0.0.1", 0, lifespan="off", log_level="warning")
@@ -108,11 +110,12 @@ async def test_on_failure_exit_stops_the_server(kafka_bootstrap_servers: str) ->
 
 
 async def test_a_broker_gone_past_disconnected_timeout_turns_unready_then_recovers(
+    engine: str,
     local_kafka_broker: LocalKafkaBroker,
 ) -> None:
     broker, topic, seen = local_kafka_broker, name("sup"), Seen()
     bootstrap = broker.bootstrap_servers
-    app = _app(bootstrap, topic, seen, disconnected_timeout=2.0)
+    app = _app(bootstrap, topic, seen, engine, disconnected_timeout=2.0)
     async with (
         uvicorn_running(app) as port,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
