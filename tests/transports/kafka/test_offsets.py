@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import ssl
 import subprocess
 import sys
 from typing import Any
@@ -13,7 +14,13 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from framework.exceptions import ConfigurationError
-from framework.transports.kafka import KafkaClient, KafkaRelay, KafkaTable, KafkaTransport
+from framework.transports.kafka import (
+    KafkaClient,
+    KafkaRelay,
+    KafkaSecurity,
+    KafkaTable,
+    KafkaTransport,
+)
 from framework.transports.kafka._admin import split_options
 from framework.transports.kafka._offsets import OffsetTracker
 from framework.transports.kafka._retry import RetryPolicy, is_poison
@@ -196,7 +203,10 @@ def test_the_confluent_engine_without_its_package_names_the_extra(
     [
         ({"exactly_once": True}, "exactly_once"),
         ({"tables": [KafkaTable("t")]}, "tables"),
-        ({"ssl_context": object()}, "ssl_context"),
+        (
+            {"security": KafkaSecurity(protocol="SSL", ssl_context=ssl.create_default_context())},
+            "ssl_context has no librdkafka form",
+        ),
         ({"engine": "kafkajs"}, "kafkajs"),
     ],
 )

@@ -52,6 +52,11 @@ SECURED = [
     ("sasl_ssl", "SCRAM-SHA-512"),
     ("sasl_ssl", "PLAIN"),
 ]
+# The confluent engine gets the same settings by librdkafka's names.
+ENGINES = [(*case, "aiokafka") for case in SECURED] + [
+    ("ssl", None, "confluent"),
+    ("sasl_ssl", "SCRAM-SHA-512", "confluent"),
+]
 
 
 def name(prefix: str) -> str:
@@ -77,9 +82,9 @@ async def read(bootstrap: str, security: KafkaSecurity, topic: str, count: int) 
     return await read_all(bootstrap, topic, count, **security.aiokafka_options())
 
 
-@pytest.mark.parametrize(("protocol", "mechanism"), SECURED)
+@pytest.mark.parametrize(("protocol", "mechanism", "engine"), ENGINES)
 async def test_events_and_request_reply_over_a_secured_listener(
-    kafka_secure_broker: LocalKafkaBroker, protocol: str, mechanism: str | None
+    kafka_secure_broker: LocalKafkaBroker, protocol: str, mechanism: str | None, engine: Any
 ) -> None:
     bootstrap, security = connection(kafka_secure_broker, protocol, mechanism)
     events, requests = name("secure.events"), name("secure.get")
@@ -101,9 +106,10 @@ async def test_events_and_request_reply_over_a_secured_listener(
     class App:
         pass
 
-    transport = server(bootstrap, security)
+    transport = server(bootstrap, security, engine=engine)
     app = create_app(App, transports=[transport])
-    async with app, KafkaClient(bootstrap_servers=bootstrap, security=security) as client:
+    client = KafkaClient(bootstrap_servers=bootstrap, security=security, engine=engine)
+    async with app, client:
         await client.emit(events, {"id": 7})
         async with asyncio.timeout(LIMIT):
             await arrived.wait()
