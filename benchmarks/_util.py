@@ -57,6 +57,19 @@ def report(name: str, ours: float, baseline: float, target: float, unit: str = "
     return ratio >= target
 
 
+def pop_json(argv: list[str]) -> str | None:
+    """Take ``--json PATH`` out of ``argv`` (for scripts with positional arguments) and
+    return ``PATH`` (``None`` when it is not there)."""
+    if "--json" not in argv:
+        return None
+    at = argv.index("--json")
+    if at + 1 >= len(argv):
+        raise SystemExit("--json needs a path")
+    path = argv[at + 1]
+    del argv[at : at + 2]
+    return path
+
+
 class Results:
     """What one benchmark run measured: per scenario, each series' value in every round.
 

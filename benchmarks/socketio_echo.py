@@ -36,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from benchmarks._util import Results, pop_json
 from benchmarks.ws_echo import cpu_seconds, free_port, pinned, wait_port
 from framework import create_app, module
 from framework.transports.socketio import SocketIoTransport, subscribe_message, websocket_gateway
@@ -164,6 +165,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         serve(sys.argv[2], int(sys.argv[3]))
         return
+    json_path = pop_json(sys.argv)
+    results = Results("socketio_echo")
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     idle = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
@@ -189,6 +192,17 @@ def main() -> None:
                     cpu = used / max(result["acks"], 1) * 1e6
                     cpu_us[kind] = min(cpu_us[kind], cpu)
                     every[kind].append(f"{result['rate'] / 1000:.1f}k/{cpu:.1f}us")
+                    ours = kind.startswith("framework")
+                    scenario = f"{connections} connections x {INFLIGHT} in flight"
+                    results.add(scenario, kind, result["rate"], "acks/s", ours=ours)
+                    results.add(
+                        scenario + ", server CPU",
+                        kind,
+                        cpu,
+                        "us per ack",
+                        ours=ours,
+                        higher_is_better=False,
+                    )
             print(f"== {connections} connections x {INFLIGHT} in flight, best of {rounds}")
             for kind in KINDS:
                 print(
@@ -207,6 +221,7 @@ def main() -> None:
             print(
                 f"  framework / python-socketio {ours / best['python-socketio']:.2f}  (target >= 3)"
             )
+        results.save(json_path)
     finally:
         for server, _ in servers.values():
             server.terminate()

@@ -42,7 +42,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from benchmarks._util import loop_name, run_on_loop
+from benchmarks._util import Results, loop_name, pop_json, run_on_loop
 from framework import Application, create_app, module
 from framework.transports.websocket import (
     WebSocketTransport,
@@ -231,6 +231,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         run_on_loop(serve(sys.argv[2], int(sys.argv[3])))
         return
+    json_path = pop_json(sys.argv)
+    results = Results("ws_echo")
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
     # A third argument picks servers (comma-separated); NestJS and bare websockets, the
@@ -258,6 +260,16 @@ def main() -> None:
                     cpu = used / (replies + rate) * 1e6
                     cpu_us[kind] = min(cpu_us[kind], cpu)
                     every[kind].append(f"{rate / 1000:.1f}k/{cpu:.1f}us")
+                    scenario = f"{connections} connections x {INFLIGHT} in flight"
+                    results.add(scenario, kind, rate, "msg/s", ours=kind in OURS)
+                    results.add(
+                        scenario + ", server CPU",
+                        kind,
+                        cpu,
+                        "us per message",
+                        ours=kind in OURS,
+                        higher_is_better=False,
+                    )
             base, nest = rates["bare-websockets"], rates["nestjs"]
             print(
                 f"\n{connections} connections x {INFLIGHT} in flight, best of {repeats}"
@@ -278,6 +290,7 @@ def main() -> None:
                 # The steadier figure on a busy machine: server CPU per message.
                 by_cpu = cpu_us["nestjs"] / cpu_us[ours]
                 print(f"  {ours} / NestJS by server CPU per message: {by_cpu:.2f}x")
+        results.save(json_path)
     finally:
         for server, _ in servers.values():
             server.terminate()

@@ -39,7 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from benchmarks._util import loop_name, run_on_loop
+from benchmarks._util import Results, loop_name, pop_json, run_on_loop
 from benchmarks.ws_echo import (
     NODE_DIR,
     ROOT,
@@ -207,6 +207,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         run_on_loop(serve(sys.argv[2], int(sys.argv[3])))
         return
+    json_path = pop_json(sys.argv)
+    saved = Results("ws_fanout")
     sizes = [int(a) for a in sys.argv[1:]] or [1000, 5000]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(sizes) * 2 + 1000
@@ -217,6 +219,18 @@ def main() -> None:
         raise SystemExit("Run `npm ci` in benchmarks/node first (needs the ws package)")
     for clients in sizes:
         results = {kind: run(kind, clients) for kind in KINDS}
+        for kind, r in results.items():
+            ours = kind.startswith("framework")
+            scenario = f"one broadcast to {clients:,} clients"
+            saved.add(scenario, kind, r["ms"], "ms", ours=ours, higher_is_better=False)
+            saved.add(
+                f"memory per idle connection, {clients:,} clients",
+                kind,
+                r["kib_per_conn"],
+                "KiB",
+                ours=ours,
+                higher_is_better=False,
+            )
         print(f"\n{clients} clients, one broadcast (best of {ROUNDS}; Python on {loop_name()}):")
         for kind, r in results.items():
             print(f"  {kind:22s} {r['ms']:8.1f} ms   {r['kib_per_conn']:6.1f} KiB/connection")
@@ -227,6 +241,7 @@ def main() -> None:
         mem = results["framework-asgi"]["kib_per_conn"]
         verdict = "OK" if mem < 50 else "ABOVE TARGET"
         print(f"  framework (ASGI) memory per idle connection: {mem:.1f} KiB (< 50) {verdict}")
+    saved.save(json_path)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ async def test_a_rotated_password_turns_unready_and_readiness_names_the_refused_
         bootstrap = broker.secure_bootstrap_servers()
         security = broker.client_security(mechanism="SCRAM-SHA-256")
         topic, seen = name("sup.rotated"), Seen()
-        app = _app(bootstrap, topic, seen, disconnected_timeout=1.0, security=security)
+        app = _app(bootstrap, topic, seen, "aiokafka", disconnected_timeout=1.0, security=security)
         async with (
             uvicorn_running(app) as port,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http,
