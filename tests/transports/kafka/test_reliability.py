@@ -26,6 +26,7 @@ from aiokafka import (  # type: ignore[import-untyped]
 )
 
 from framework import (
+    Application,
     RequestTimeoutError,
     controller,
     create_app,
@@ -33,6 +34,7 @@ from framework import (
     message_pattern,
     module,
 )
+from framework.observability import Observability
 from framework.testing.kafka import LocalKafkaBroker
 from framework.transports.kafka import KafkaClient, KafkaTransport
 from framework.transports.kafka._admin import TopicCreator
@@ -329,6 +331,44 @@ class Seen:
                 await self.changed.wait()
 
 
+def recording_app(
+    bootstrap: str,
+    topic: str,
+    seen: Seen,
+    engine: str,
+    delay: Callable[[int], float] = lambda record_id: 0.0,
+    observability: Observability | None = None,
+    **options: Any,
+) -> tuple[Application, KafkaTransport]:
+    """An app whose one handler records each record's ``id`` in ``seen`` (after
+    sleeping ``delay(id)`` seconds), on a transport with the fault tests' group settings
+    (earliest offsets, a 6 s session) plus ``options``."""
+
+    @controller()
+    class Records:
+        @event_pattern(topic)
+        async def on_record(self, record: dict[str, Any]) -> None:
+            wait = delay(record["id"])
+            if wait:
+                await asyncio.sleep(wait)
+            seen.add(record["id"])
+
+    @module(controllers=[Records])
+    class App:
+        pass
+
+    settings: dict[str, Any] = {
+        "group_id": name("g"),
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 500,
+        "start_timeout": LIMIT,
+        **options,
+    }
+    transport = KafkaTransport(bootstrap_servers=bootstrap, engine=engine, **settings)
+    return create_app(App, transports=[transport], observability=observability), transport
+
+
 @pytest.mark.parametrize("down_for", [0.0, 8.0], ids=["restart", "down-past-session-timeout"])
 async def test_the_app_rides_out_a_broker_restart(
     engine: str, local_kafka_broker: LocalKafkaBroker, down_for: float
@@ -339,31 +379,17 @@ async def test_the_app_rides_out_a_broker_restart(
     broker = local_kafka_broker
     bootstrap, topic = broker.bootstrap_servers, name("restart")
     seen = Seen()
-
-    @controller()
-    class Records:
-        @event_pattern(topic)
-        async def on_record(self, record: dict[str, Any]) -> None:
-            await asyncio.sleep(0.003)
-            seen.add(record["id"])
-
-    @module(controllers=[Records])
-    class App:
-        pass
-
-    transport = KafkaTransport(
-        bootstrap_servers=bootstrap,
-        engine=engine,
-        group_id=name("g"),
-        auto_offset_reset="earliest",
+    app, _ = recording_app(
+        bootstrap,
+        topic,
+        seen,
+        engine,
+        delay=lambda record_id: 0.003,
         commit_every=50,
         commit_interval=0.2,
         commit_timeout=2.0,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
-        start_timeout=LIMIT,
     )
-    async with create_app(App, transports=[transport]) as app:
+    async with app:
         await produce_ids(bootstrap, topic, range(600))
         await seen.until(lambda: len(seen.ids) >= 150)
         broker.kill()
@@ -456,34 +482,20 @@ async def test_a_handler_slower_than_max_poll_interval_causes_no_rebalance_loop(
     bootstrap, topic = kafka_bootstrap_servers, name("slow")
     seen = Seen()
     max_poll_ms = 2000 if engine == "aiokafka" else 6000
-
-    @controller()
-    class Slow:
-        @event_pattern(topic)
-        async def on_record(self, record: dict[str, Any]) -> None:
-            if record["id"] < 3:
-                await asyncio.sleep(max_poll_ms / 1000 + 0.5)
-            seen.add(record["id"])
-
-    @module(controllers=[Slow])
-    class App:
-        pass
-
-    transport = KafkaTransport(
-        bootstrap_servers=bootstrap,
-        engine=engine,
-        group_id=name("g"),
-        auto_offset_reset="earliest",
+    app, _ = recording_app(
+        bootstrap,
+        topic,
+        seen,
+        engine,
+        # The first records outlast the poll interval.
+        delay=lambda record_id: max_poll_ms / 1000 + 0.5 if record_id < 3 else 0.0,
         topic_partitions=1,
         max_batch_size=1,
         max_pending_batches=1,
         commit_interval=0.1,
         max_poll_interval_ms=max_poll_ms,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
-        start_timeout=LIMIT,
     )
-    async with create_app(App, transports=[transport]):
+    async with app:
         await produce_ids(bootstrap, topic, range(20))
         await seen.until(lambda: seen.ids >= set(range(20)))
     assert seen.calls == 20, f"{seen.calls - 20} records handled again after a rebalance"

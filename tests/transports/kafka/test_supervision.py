@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from framework import Application, controller, create_app, event_pattern, module
+from framework import Application
 from framework.observability import Observability
 from framework.testing.kafka import LocalKafkaBroker
 from framework.testing.kafka.pytest_fixtures import start_broker_or_skip
 from framework.transports.kafka import KafkaTransport
 from tests.timing import TIME_FACTOR
 from tests.transports.harnesses.websocket import uvicorn_running
-from tests.transports.kafka.test_reliability import Seen, name, produce_ids
+from tests.transports.kafka.test_reliability import Seen, name, produce_ids, recording_app
 
 pytestmark = pytest.mark.kafka
 
@@ -29,31 +29,19 @@ LIMIT = 60 * TIME_FACTOR
 
 
 def _app(bootstrap: str, topic: str, seen: Seen, engine: str, **options: Any) -> Application:
-    @controller()
-    class Records:
-        @event_pattern(topic)
-        async def on_record(self, record: dict[str, Any]) -> None:
-            seen.add(record["id"])
-
-    @module(controllers=[Records])
-    class App:
-        pass
-
-    transport = KafkaTransport(
-        bootstrap_servers=bootstrap,
-        engine=engine,
-        group_id=name("g"),
-        auto_offset_reset="earliest",
+    app, transport = recording_app(
+        bootstrap,
+        topic,
+        seen,
+        engine,
+        observability=Observability(),
         commit_interval=0.2,
         commit_timeout=2.0,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=500,
         shutdown_timeout=2.0,
-        start_timeout=LIMIT,
         **options,
     )
     transport.supervisor.interval = 0.1
-    return create_app(App, transports=[transport], observability=Observability())
+    return app
 
 
 async def _ready_becomes(http: httpx.AsyncClient, status: int) -> None:
