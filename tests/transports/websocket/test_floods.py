@@ -25,7 +25,8 @@ from tests.transports.websocket.app import raw_client, recv_json, send_json, ser
 from tests.transports.websocket.test_hostile import HostileModule, rss_mib
 
 
-def _handshake(path: str) -> bytes:
+def upgrade_request(path: str) -> bytes:
+    """A raw WebSocket upgrade request for ``path``."""
     return (
         f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -50,7 +51,7 @@ def connect(port: int, path: str = "/ws") -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(_handshake(path))
+    sock.sendall(upgrade_request(path))
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1024)

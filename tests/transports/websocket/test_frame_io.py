@@ -9,10 +9,8 @@ Each test drives a real server with a plain ``websockets`` client."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import json
-import os
 from typing import Any
 
 import pytest
@@ -29,6 +27,7 @@ from tests.transports.websocket.app import (
     recv_json,
     served,
 )
+from tests.transports.websocket.test_floods import upgrade_request
 
 MODES: dict[str, dict[str, Any]] = {
     "asgi": {"mode": "asgi"},
@@ -141,14 +140,7 @@ async def test_keepalive_drops_a_peer_that_never_answers_pings(mode: str) -> Non
     async with served(**options) as (app, transport, url):
         host, port = url.removeprefix("ws://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        writer.write(upgrade_request("/ws"))
         await writer.drain()
         status = await asyncio.wait_for(reader.readline(), TIMEOUT)
         assert b"101" in status
@@ -192,14 +184,7 @@ async def test_a_handshake_stuck_in_a_guard_is_dropped_after_header_timeout() ->
     async with served(mode="asgi", uvicorn=uvicorn, guards=[hangs]) as (_, transport, url):
         host, port = url.removeprefix("ws://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        writer.write(upgrade_request("/ws"))
         await writer.drain()
         # The server closes the connection without answering the upgrade: after the
         # 0.3 s header timeout, well before the 10 s default (so the option is obeyed).
